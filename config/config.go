@@ -1,0 +1,184 @@
+// Package config defines sluice's configuration: the schema users write in
+// config.yaml, its defaults, and its validation. Errors carry the file, line,
+// column and key path of what is wrong.
+//
+// The package is pure: it reads the bytes it is given and touches no
+// sockets and starts no goroutines.
+package config
+
+import "net/netip"
+
+// Config is one complete, validated sluice configuration.
+type Config struct {
+	// Listen holds the addresses sluice accepts client connections on.
+	Listen Listen `yaml:"listen"`
+
+	// Admin is the address of the admin listener (/healthz, /metrics).
+	// "" turns it off. Default: "127.0.0.1:9180".
+	Admin string `yaml:"admin"`
+
+	// Server holds connection-level limits shared by every route.
+	Server Server `yaml:"server"`
+
+	// TLS holds the certificates served to clients.
+	TLS TLS `yaml:"tls"`
+
+	// Log controls logging.
+	Log Log `yaml:"log"`
+
+	// Timeouts are the defaults for every route; a route inherits each
+	// one it does not set.
+	Timeouts Timeouts `yaml:"timeouts"`
+
+	// Routes map a host and a path prefix to an upstream. At least one is
+	// required.
+	Routes []Route `yaml:"routes"`
+
+	positions positions
+}
+
+// Listen holds the listening addresses.
+type Listen struct {
+	// HTTPS is the TLS address; HTTP/2 and HTTP/1.1 are chosen by ALPN.
+	// Default: ":8443".
+	HTTPS string `yaml:"https"`
+
+	// HTTP is the plain-text address that redirects every request to
+	// https with 308 Permanent Redirect. "" turns it off. Default: ":8080".
+	HTTP string `yaml:"http"`
+}
+
+// Server holds connection-level limits that apply to all routes.
+type Server struct {
+	// ReadHeaderTimeout bounds the TLS handshake and the reading of each
+	// HTTP/1.1 request's headers (slowloris protection). Must be above
+	// zero. Default: 10s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+
+	// IdleTimeout closes a keep-alive connection that has had no open
+	// request or stream for this long. Must be above zero. Default: 2m.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+
+	// MaxHeaderBytes caps the size of a request's header block (HTTP/1.1
+	// header bytes; HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE). Between 4KiB
+	// and 16MiB. Default: 64KiB.
+	MaxHeaderBytes Size `yaml:"max_header_bytes"`
+
+	// MaxConcurrentStreams caps the open streams on one HTTP/2 connection
+	// (SETTINGS_MAX_CONCURRENT_STREAMS). Between 1 and 100000.
+	// Default: 250.
+	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams"`
+
+	// TrustedProxies lists the CIDRs (or single addresses) of proxies in
+	// front of sluice whose X-Forwarded-For, X-Forwarded-Proto and
+	// X-Forwarded-Host are kept. From anyone else those headers are
+	// replaced. Default: [] (trust no one).
+	TrustedProxies []string `yaml:"trusted_proxies"`
+
+	// ShutdownTimeout is how long open exchanges may run on after a stop
+	// signal before they are ended. Default: 30s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+
+	trusted []netip.Prefix
+}
+
+// TLS holds certificate settings.
+type TLS struct {
+	// Certificates are PEM certificate/key file pairs, picked by SNI. With
+	// none, a self-signed certificate for localhost, 127.0.0.1 and ::1 is
+	// made at start. Relative paths are relative to the config file.
+	// Default: [].
+	Certificates []Certificate `yaml:"certificates"`
+}
+
+// Certificate is one PEM certificate chain and its private key.
+type Certificate struct {
+	// Cert is the path of the PEM certificate chain. Required.
+	Cert string `yaml:"cert"`
+	// Key is the path of the PEM private key. Required.
+	Key string `yaml:"key"`
+}
+
+// Log controls logging.
+type Log struct {
+	// Level is the lowest level logged: debug, info, warn or error.
+	// Default: info.
+	Level string `yaml:"level"`
+
+	// Format is json (for machines and journald) or console (for people).
+	// Default: json.
+	Format string `yaml:"format"`
+
+	// Access turns on one access-log line per exchange. Default: true.
+	Access bool `yaml:"access"`
+}
+
+// Timeouts bound the phases of one exchange. In a route, a timeout left
+// unset is inherited from the top-level timeouts. After Load, every field
+// is non-nil.
+type Timeouts struct {
+	// ResponseHeader bounds the wait for the upstream's response headers;
+	// when it passes the client gets 504. 0s = no limit. Default: 30s.
+	ResponseHeader *Duration `yaml:"response_header"`
+
+	// Idle is the longest silence allowed on an open exchange, in either
+	// direction; when it passes the stream is reset and the upstream
+	// exchange closed. 0s = no limit. Default: 60s.
+	Idle *Duration `yaml:"idle"`
+
+	// Total caps the whole exchange, from the request's arrival to the
+	// response's last byte. 0s = no limit. Default: 60s.
+	Total *Duration `yaml:"total"`
+}
+
+// Route sends the requests it matches to one upstream.
+type Route struct {
+	// Name identifies the route in logs and metrics: letters, digits,
+	// '.', '_' and '-', unique in the file. Required.
+	Name string `yaml:"name"`
+
+	// Match selects the requests of this route.
+	Match Match `yaml:"match"`
+
+	// Upstream is where requests go: "http://host:port" or
+	// "unix:/path/to.sock". Required.
+	Upstream string `yaml:"upstream"`
+
+	// Streaming decides when responses are flushed to the client after
+	// every upstream read: auto, always or never. Default: auto.
+	Streaming Streaming `yaml:"streaming"`
+
+	// Timeouts override the top-level timeouts for this route.
+	Timeouts Timeouts `yaml:"timeouts"`
+}
+
+// Match selects requests by host and path prefix.
+type Match struct {
+	// Host is an exact host name ("example.com"), a wildcard for one or
+	// more labels ("*.example.com"), or "" for any host. Compared without
+	// case and without the port. Default: "" (any host).
+	Host string `yaml:"host"`
+
+	// Path is a path prefix. "/api" matches "/api" and "/api/..." but not
+	// "/apix"; "/api/" matches only below "/api/". Among the routes whose
+	// host matches, the longest prefix wins. Default: "/".
+	Path string `yaml:"path"`
+}
+
+// Streaming is a route's flush policy.
+type Streaming string
+
+// The streaming policies.
+const (
+	// StreamAuto streams a response that has no Content-Length or whose
+	// Content-Type is text/event-stream, application/x-ndjson or
+	// application/grpc*, and follows X-Accel-Buffering when present.
+	StreamAuto Streaming = "auto"
+	// StreamAlways flushes every response after every upstream read.
+	StreamAlways Streaming = "always"
+	// StreamNever copies responses in large writes.
+	StreamNever Streaming = "never"
+)
+
+// TrustedPrefixes returns server.trusted_proxies parsed.
+func (s Server) TrustedPrefixes() []netip.Prefix { return s.trusted }

@@ -1,0 +1,14 @@
+module github.com/sluiceproxy/sluice
+
+go 1.26.8
+
+require (
+	github.com/goccy/go-yaml v1.19.2
+	go.uber.org/zap v1.28.0
+	golang.org/x/net v0.62.0
+)
+
+require (
+	go.uber.org/multierr v1.10.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
+)

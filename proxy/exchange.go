@@ -1,0 +1,188 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// closeReason says how an exchange ended; it is the access log's
+// close_reason field.
+type closeReason string
+
+const (
+	reasonDone          closeReason = "done"
+	reasonClientGone    closeReason = "client_gone"
+	reasonIdleTimeout   closeReason = "idle_timeout"
+	reasonTotalTimeout  closeReason = "total_timeout"
+	reasonHeaderTimeout closeReason = "header_timeout"
+	reasonUpstreamError closeReason = "upstream_error"
+	reasonShutdown      closeReason = "shutdown"
+)
+
+// errExpired is the cause given to an upstream context that sluice itself
+// cancelled; the reason is in exchange.expired.
+var errExpired = errors.New("exchange ended by sluice")
+
+// exchange is one request/response through the proxy. It owns the
+// upstream context and the timers that end the exchange, so that whatever
+// ends it — a timeout, the client going, a shutdown — closes the upstream
+// side at once.
+type exchange struct {
+	start   time.Time
+	rt      *route
+	w       http.ResponseWriter
+	ctx     context.Context // the upstream request's context
+	cancel  context.CancelCauseFunc
+	idle    time.Duration
+	release func() bool // unregisters the shutdown hook
+
+	// lastActive is the time of the last byte moved in either direction,
+	// as an offset from start, so touch is one atomic store.
+	lastActive      atomic.Int64
+	headersIn       atomic.Bool // upstream response headers arrived
+	requestBodyDone atomic.Bool // client request body read to the end (or none)
+
+	mu          sync.Mutex // guards the fields below against the timers
+	finished    bool
+	expired     closeReason
+	headersOut  bool   // response headers written to the client
+	onExpire    func() // closes hijacked connections of an upgrade
+	idleTimer   *time.Timer
+	totalTimer  *time.Timer
+	headerTimer *time.Timer
+}
+
+func newExchange(parent context.Context, stop context.Context, rt *route, w http.ResponseWriter, start time.Time) *exchange {
+	ex := &exchange{start: start, rt: rt, w: w, idle: rt.idle}
+	ex.ctx, ex.cancel = context.WithCancelCause(parent)
+	ex.release = context.AfterFunc(stop, func() { ex.expire(reasonShutdown) })
+	if rt.total > 0 {
+		ex.totalTimer = time.AfterFunc(rt.total, func() { ex.expire(reasonTotalTimeout) })
+	}
+	if rt.responseHeader > 0 {
+		ex.headerTimer = time.AfterFunc(rt.responseHeader, func() {
+			if !ex.headersIn.Load() {
+				ex.expire(reasonHeaderTimeout)
+			}
+		})
+	}
+	if ex.idle > 0 {
+		ex.idleTimer = time.AfterFunc(ex.idle, ex.checkIdle)
+	}
+	return ex
+}
+
+// touch records activity for the idle timeout. It is on the per-chunk
+// path, so it is one atomic store and no timer reset.
+func (ex *exchange) touch() {
+	ex.lastActive.Store(int64(time.Since(ex.start)))
+}
+
+// checkIdle runs when the idle timer fires: it ends the exchange if
+// nothing moved for the whole idle period, or re-arms for the rest.
+// Waiting for response headers after the request body is complete is the
+// response_header timeout's job, not idle's.
+func (ex *exchange) checkIdle() {
+	ex.mu.Lock()
+	if ex.finished {
+		ex.mu.Unlock()
+		return
+	}
+	if !ex.headersIn.Load() && ex.requestBodyDone.Load() {
+		ex.idleTimer.Reset(ex.idle)
+		ex.mu.Unlock()
+		return
+	}
+	silent := time.Since(ex.start) - time.Duration(ex.lastActive.Load())
+	if silent < ex.idle {
+		ex.idleTimer.Reset(ex.idle - silent)
+		ex.mu.Unlock()
+		return
+	}
+	ex.mu.Unlock()
+	ex.expire(reasonIdleTimeout)
+}
+
+// expire ends the exchange for reason: the upstream exchange is cancelled
+// (the transport closes its connection), and if the response is already
+// under way the client stream is reset at once, even when the handler is
+// blocked writing to a client that stopped reading.
+func (ex *exchange) expire(reason closeReason) {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	if ex.finished || ex.expired != "" {
+		return
+	}
+	ex.expired = reason
+	ex.cancel(errExpired)
+	if ex.onExpire != nil {
+		ex.onExpire()
+	} else if ex.headersOut {
+		_ = http.NewResponseController(ex.w).SetWriteDeadline(time.Now())
+	}
+}
+
+func (ex *exchange) expiredReason() closeReason {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	return ex.expired
+}
+
+func (ex *exchange) markHeadersOut() {
+	ex.mu.Lock()
+	ex.headersOut = true
+	ex.mu.Unlock()
+}
+
+// setOnExpire installs the close action of a hijacked upgrade; it reports
+// false if the exchange already expired, in which case the caller closes.
+func (ex *exchange) setOnExpire(f func()) bool {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	if ex.expired != "" {
+		return false
+	}
+	ex.onExpire = f
+	return true
+}
+
+// finish stops every timer; after it the exchange never touches the
+// ResponseWriter again.
+func (ex *exchange) finish() {
+	ex.mu.Lock()
+	ex.finished = true
+	for _, t := range []*time.Timer{ex.idleTimer, ex.totalTimer, ex.headerTimer} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	ex.mu.Unlock()
+	ex.release()
+	ex.cancel(context.Canceled)
+}
+
+// requestBody streams the client's request body upstream and counts its
+// reads as activity for the idle timeout.
+type requestBody struct {
+	io.ReadCloser
+	ex  *exchange
+	err atomic.Pointer[error] // a read error other than EOF: the client failed
+}
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.ex.touch()
+	}
+	if err == io.EOF {
+		b.ex.requestBodyDone.Store(true)
+	} else if err != nil {
+		b.err.Store(&err)
+	}
+	return n, err
+}

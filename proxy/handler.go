@@ -1,0 +1,212 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// ServeHTTP forwards one request to its route's upstream.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	t := p.table.Load()
+	rt := t.router.match(r.Host, routingPath(r.URL.Path))
+	if rt == nil {
+		http.Error(w, "404 no route for this host and path", http.StatusNotFound)
+		t.logAccess(r, nil, start, accessInfo{status: http.StatusNotFound, reason: reasonDone})
+		return
+	}
+	if r.Method == http.MethodConnect {
+		http.Error(w, "405 CONNECT is not proxied", http.StatusMethodNotAllowed)
+		t.logAccess(r, rt, start, accessInfo{status: http.StatusMethodNotAllowed, reason: reasonDone})
+		return
+	}
+
+	ex := newExchange(r.Context(), p.stopCtx, rt, w, start)
+	info := accessInfo{}
+	defer func() {
+		ex.finish()
+		t.logAccess(r, rt, start, info)
+	}()
+	if p.forward(ex, w, r, t, &info) {
+		return
+	}
+	// The response is under way and cannot be completed: reset the stream
+	// (HTTP/2 RST_STREAM, HTTP/1.1 close without the last chunk) so the
+	// client never takes a truncated response for a whole one.
+	panic(http.ErrAbortHandler)
+}
+
+// forward runs the exchange and fills info. It returns false when the
+// client stream must be aborted.
+func (p *Proxy) forward(ex *exchange, w http.ResponseWriter, r *http.Request, t *table, info *accessInfo) bool {
+	rt := ex.rt
+	upgrade := upgradeType(r.Header)
+	if upgrade != "" && (upgrade != "websocket" || r.ProtoMajor != 1) {
+		// Only WebSocket over HTTP/1.1 is tunnelled; "h2c" and any other
+		// upgrade are dropped and the request forwarded as a plain one.
+		upgrade = ""
+	}
+
+	out := r.Clone(ex.ctx)
+	out.RequestURI = ""
+	out.URL.Scheme = "http"
+	out.URL.Host = rt.upstream.urlHost
+	out.Close = false
+	// Trailers arrive in r.Trailer when the body ends; sharing the map
+	// lets the transport send them on.
+	out.Trailer = r.Trailer
+	prepareRequestHeader(out.Header, r, upgrade, t.trusted)
+	var body *requestBody
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		// Issue 16036: a nil Body lets the transport retry a request that
+		// failed on a reused connection before anything was sent.
+		out.Body = nil
+		ex.requestBodyDone.Store(true)
+	} else {
+		body = &requestBody{ReadCloser: r.Body, ex: ex}
+		out.Body = body
+	}
+
+	res, err := rt.upstream.transport.RoundTrip(out)
+	ex.headersIn.Store(true)
+	ex.touch()
+	if err != nil {
+		info.reason = p.classify(ex, r, body, err)
+		info.status = statusFor(info.reason)
+		if info.reason != reasonClientGone {
+			p.log.Debug("upstream request failed", zap.String("route", rt.name), zap.String("upstream", rt.upstream.addr.String()), zap.Error(err))
+			http.Error(w, statusText(info.status), info.status)
+		}
+		return true
+	}
+	info.status = res.StatusCode
+
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		return p.tunnel(ex, w, r, res, upgrade, info)
+	}
+
+	announced := len(res.Trailer)
+	copyResponseHeader(w.Header(), res)
+	stream := shouldStream(rt.streaming, res)
+	w.WriteHeader(res.StatusCode)
+	ex.markHeadersOut()
+	info.ttfb = time.Since(ex.start)
+	flusher, _ := w.(http.Flusher)
+	if stream && flusher != nil {
+		// Headers go out now, so an event-stream client sees the
+		// response open before the first event.
+		flusher.Flush()
+	} else {
+		flusher = nil
+	}
+
+	n, err := copyBody(ex, w, res.Body, flusher)
+	info.bytesOut = n
+	res.Body.Close()
+	if err != nil {
+		info.reason = p.classify(ex, r, body, err)
+		return false
+	}
+	copyTrailers(w.Header(), res.Trailer, announced)
+	info.reason = reasonDone
+	return true
+}
+
+// errClientWrite marks a failed write to the client.
+type errClientWrite struct{ err error }
+
+func (e errClientWrite) Error() string { return "writing to client: " + e.err.Error() }
+func (e errClientWrite) Unwrap() error { return e.err }
+
+// copyBody copies the upstream body to the client. With a flusher, every
+// read is written and flushed before the next read: one upstream chunk,
+// one HTTP/2 DATA frame, no timer.
+func copyBody(ex *exchange, w io.Writer, body io.Reader, flusher http.Flusher) (int64, error) {
+	var written int64
+	size := smallBufSize
+	buf := getBuf(size)
+	defer func() { putBuf(buf) }()
+	for {
+		n, rerr := body.Read(*buf)
+		if n > 0 {
+			ex.touch()
+			m, werr := w.Write((*buf)[:n])
+			written += int64(m)
+			if werr == nil && flusher != nil {
+				flusher.Flush()
+			}
+			if werr != nil {
+				return written, errClientWrite{werr}
+			}
+		}
+		if rerr == io.EOF {
+			return written, nil
+		}
+		if rerr != nil {
+			return written, rerr
+		}
+		if next := nextBufSize(n, size); next != size {
+			putBuf(buf)
+			size, buf = next, getBuf(next)
+		}
+	}
+}
+
+// classify names why an exchange failed: a timeout or shutdown sluice
+// applied, the client going away, or the upstream's fault.
+func (p *Proxy) classify(ex *exchange, r *http.Request, body *requestBody, err error) closeReason {
+	if reason := ex.expiredReason(); reason != "" {
+		return reason
+	}
+	var cw errClientWrite
+	switch {
+	case errors.As(err, &cw), r.Context().Err() != nil:
+		return reasonClientGone
+	case body != nil && body.err.Load() != nil:
+		return reasonClientGone
+	case errors.Is(err, context.Canceled) && context.Cause(ex.ctx) != nil && r.Context().Err() != nil:
+		return reasonClientGone
+	}
+	return reasonUpstreamError
+}
+
+func statusFor(reason closeReason) int {
+	switch reason {
+	case reasonHeaderTimeout, reasonTotalTimeout, reasonIdleTimeout:
+		return http.StatusGatewayTimeout
+	case reasonShutdown:
+		return http.StatusServiceUnavailable
+	case reasonClientGone:
+		return 499 // nginx's "client closed request", for the log only
+	}
+	return http.StatusBadGateway
+}
+
+func statusText(code int) string {
+	return strconv.Itoa(code) + " " + strings.ToLower(http.StatusText(code))
+}
+
+// routingPath cleans "." and ".." segments and doubled slashes out of the
+// path used to pick a route, so "/public/../admin" is routed as "/admin".
+// The request goes upstream with its path as the client sent it.
+func routingPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if !strings.Contains(p, "/.") && !strings.Contains(p, "//") {
+		return p
+	}
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/"
+	}
+	return clean
+}

@@ -1,0 +1,162 @@
+package proxy
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// hopHeaders are meaningful for one connection only and are never
+// forwarded, in either direction (RFC 9110, section 7.6.1).
+var hopHeaders = []string{
+	"Connection",
+	"Proxy-Connection", // non-standard, but sent by old clients
+	"Keep-Alive",
+	"Proxy-Authenticate",
+	"Proxy-Authorization",
+	"Te",      // canonicalized form of "TE"; "trailers" is put back for requests
+	"Trailer", // announced again from the response's trailers, see copyResponseHeader
+	"Transfer-Encoding",
+	"Upgrade",        // put back only for an allowed upgrade (websocket)
+	"Http2-Settings", // h2c upgrade, never passed through
+}
+
+// removeHopByHop deletes the hop-by-hop headers of h: first every header
+// that Connection names, then the fixed list.
+func removeHopByHop(h http.Header) {
+	for _, f := range h["Connection"] {
+		for _, name := range strings.Split(f, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, name := range hopHeaders {
+		h.Del(name)
+	}
+}
+
+// upgradeType returns the protocol a request or response asks to switch
+// to, lowercased, or "".
+func upgradeType(h http.Header) string {
+	if !httpguts.HeaderValuesContainsToken(h["Connection"], "Upgrade") {
+		return ""
+	}
+	return strings.ToLower(h.Get("Upgrade"))
+}
+
+// prepareRequestHeader rewrites the client's request headers for the
+// upstream: hop-by-hop headers out, an allowed upgrade and "TE: trailers"
+// back in, and the X-Forwarded-* headers set from what sluice saw, keeping
+// the client's own only when it is a trusted proxy.
+func prepareRequestHeader(h http.Header, r *http.Request, upgrade string, trusted []netip.Prefix) {
+	te := httpguts.HeaderValuesContainsToken(h["Te"], "trailers")
+	removeHopByHop(h)
+	if te {
+		h.Set("Te", "trailers")
+	}
+	if upgrade != "" {
+		h.Set("Connection", "Upgrade")
+		h.Set("Upgrade", upgrade)
+	}
+	// Without this the Go transport would add its own User-Agent.
+	if _, ok := h["User-Agent"]; !ok {
+		h.Set("User-Agent", "")
+	}
+
+	peer := peerAddr(r.RemoteAddr)
+	if peer.IsValid() && isTrusted(peer, trusted) {
+		prior := strings.Join(h.Values("X-Forwarded-For"), ", ")
+		if prior != "" {
+			h.Set("X-Forwarded-For", prior+", "+peer.String())
+		} else {
+			h.Set("X-Forwarded-For", peer.String())
+		}
+		if h.Get("X-Forwarded-Proto") == "" {
+			h.Set("X-Forwarded-Proto", scheme(r))
+		}
+		if h.Get("X-Forwarded-Host") == "" {
+			h.Set("X-Forwarded-Host", r.Host)
+		}
+		return
+	}
+	// From an untrusted peer every claim about the client is a spoof.
+	h.Del("Forwarded")
+	h.Del("X-Real-Ip")
+	if peer.IsValid() {
+		h.Set("X-Forwarded-For", peer.String())
+	} else {
+		h.Del("X-Forwarded-For")
+	}
+	h.Set("X-Forwarded-Proto", scheme(r))
+	h.Set("X-Forwarded-Host", r.Host)
+}
+
+func scheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+func peerAddr(remote string) netip.Addr {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
+
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// copyResponseHeader copies the upstream's response headers to dst without
+// hop-by-hop headers and X-Accel-Buffering (an instruction to sluice, not
+// to the client), and announces the upstream's trailers so HTTP/1.1
+// chunked trailers reach HTTP/2 clients as trailers.
+func copyResponseHeader(dst http.Header, res *http.Response) {
+	removeHopByHop(res.Header)
+	res.Header.Del("X-Accel-Buffering")
+	for k, vv := range res.Header {
+		dst[k] = append(dst[k][:0:0], vv...)
+	}
+	if len(res.Trailer) > 0 {
+		names := make([]string, 0, len(res.Trailer))
+		for k := range res.Trailer {
+			names = append(names, k)
+		}
+		dst.Set("Trailer", strings.Join(names, ", "))
+	}
+}
+
+// copyTrailers sets the upstream's trailers, known once its body has been
+// read to the end, on the client response. If the upstream sent trailers
+// it had not announced (announced counts those it had), all of them go out
+// with http.TrailerPrefix, which net/http and x/net/http2 accept after the
+// header is written.
+func copyTrailers(dst http.Header, trailer http.Header, announced int) {
+	if len(trailer) == announced {
+		for k, vv := range trailer {
+			dst[k] = vv
+		}
+		return
+	}
+	for k, vv := range trailer {
+		for _, v := range vv {
+			dst.Add(http.TrailerPrefix+k, v)
+		}
+	}
+}

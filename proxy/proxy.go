@@ -1,0 +1,107 @@
+// Package proxy routes requests to upstreams and forwards responses,
+// streaming them frame by frame, with each route's timeouts. It is an
+// http.Handler; listeners and TLS live in other packages.
+package proxy
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sluiceproxy/sluice/config"
+)
+
+// Proxy is the http.Handler that serves every route. Its config is a
+// snapshot swapped atomically by Update, so an exchange keeps the route it
+// started with while new requests see the new config.
+type Proxy struct {
+	log *zap.Logger
+
+	table atomic.Pointer[table]
+
+	mu        sync.Mutex
+	upstreams map[string]*upstream // keyed by address; kept across updates
+
+	stopCtx context.Context // cancelled by Abort: every exchange ends
+	abort   context.CancelFunc
+}
+
+// table is one config snapshot, compiled for serving.
+type table struct {
+	router  *router
+	trusted []netip.Prefix
+	access  *zap.Logger // nil when log.access is off
+}
+
+// route is one compiled config route.
+type route struct {
+	name           string
+	host, path     string
+	upstream       *upstream
+	streaming      config.Streaming
+	responseHeader time.Duration
+	idle           time.Duration
+	total          time.Duration
+}
+
+// New builds a Proxy for cfg. log receives lifecycle and error lines;
+// access lines go to its "access" child when cfg.Log.Access is set.
+func New(cfg *config.Config, log *zap.Logger) *Proxy {
+	p := &Proxy{log: log, upstreams: map[string]*upstream{}}
+	p.stopCtx, p.abort = context.WithCancel(context.Background())
+	p.Update(cfg)
+	return p
+}
+
+// Update swaps in cfg for new requests. Exchanges already open finish with
+// the routes they started with.
+func (p *Proxy) Update(cfg *config.Config) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	routes := make([]*route, 0, len(cfg.Routes))
+	for _, rc := range cfg.Routes {
+		// Validated by config.Load; an error here is a bug.
+		addr, err := config.ParseUpstream(rc.Upstream)
+		if err != nil {
+			panic("proxy: unvalidated upstream: " + err.Error())
+		}
+		up, ok := p.upstreams[addr.String()]
+		if !ok {
+			up = newUpstream(addr)
+			p.upstreams[addr.String()] = up
+		}
+		routes = append(routes, &route{
+			name:           rc.Name,
+			host:           rc.Match.Host,
+			path:           rc.Match.Path,
+			upstream:       up,
+			streaming:      rc.Streaming,
+			responseHeader: rc.Timeouts.ResponseHeader.D(),
+			idle:           rc.Timeouts.Idle.D(),
+			total:          rc.Timeouts.Total.D(),
+		})
+	}
+	t := &table{router: newRouter(routes), trusted: cfg.Server.TrustedPrefixes()}
+	if cfg.Log.Access {
+		t.access = p.log.Named("access")
+	}
+	p.table.Store(t)
+}
+
+// Abort ends every open exchange now, with close_reason shutdown. It is
+// the last step of a graceful stop, after the drain time has passed.
+func (p *Proxy) Abort() { p.abort() }
+
+// Close ends open exchanges and closes idle upstream connections.
+func (p *Proxy) Close() {
+	p.abort()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, u := range p.upstreams {
+		u.close()
+	}
+}

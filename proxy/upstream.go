@@ -1,0 +1,57 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/sluiceproxy/sluice/config"
+)
+
+// upstream is one backend address with its own keep-alive pool. The
+// http.Transport returns a connection to the pool only after its response
+// body was read to the end; a body closed early closes the connection, so
+// a half-read stream is never handed to the next exchange.
+type upstream struct {
+	addr      config.Upstream
+	urlHost   string // host part of outgoing URLs; keys the pool
+	transport *http.Transport
+}
+
+const (
+	// Upstream header blocks beyond this are a fault (or an attack from a
+	// compromised backend), not a response.
+	maxUpstreamHeaderBytes = 1 << 20
+	dialTimeout            = 10 * time.Second
+	upstreamIdleConnTime   = 90 * time.Second
+	maxIdleConnsPerBackend = 256
+)
+
+func newUpstream(addr config.Upstream) *upstream {
+	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+	network, address := addr.Network, addr.Address
+	u := &upstream{addr: addr, urlHost: addr.Address}
+	if network == "unix" {
+		// The URL host only names the pool; the dialer ignores it.
+		u.urlHost = "localhost"
+	}
+	u.transport = &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, address)
+		},
+		MaxIdleConns:           0, // bounded per backend below
+		MaxIdleConnsPerHost:    maxIdleConnsPerBackend,
+		IdleConnTimeout:        upstreamIdleConnTime,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: maxUpstreamHeaderBytes,
+		// Bodies pass through as the upstream encoded them.
+		DisableCompression: true,
+		// Upstreams speak HTTP/1.1; a non-nil empty map turns HTTP/2 off.
+		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
+	}
+	return u
+}
+
+func (u *upstream) close() { u.transport.CloseIdleConnections() }
