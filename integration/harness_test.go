@@ -63,7 +63,7 @@ type testCert struct {
 }
 
 var (
-	certOnce sync.Once
+	certOnce   sync.Once
 	sharedCert testCert
 )
 
