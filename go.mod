@@ -3,6 +3,7 @@ module github.com/sluiceproxy/sluice
 go 1.26.8
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/goccy/go-yaml v1.19.2
 	go.uber.org/zap v1.28.0
 	golang.org/x/net v0.62.0

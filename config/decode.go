@@ -42,6 +42,7 @@ func decodeYAML(file string, data []byte, v any) (pos positions, errs ErrorList,
 		// An empty file decodes to the defaults; validation says what is missing.
 	case len(f.Docs) > 1:
 		d.errorf(f.Docs[1].GetToken(), "", "the file holds more than one YAML document; sluice reads exactly one")
+		return d.pos, d.errs, false
 	default:
 		d.decode(f.Docs[0].Body, "", reflect.ValueOf(v).Elem())
 	}
@@ -65,6 +66,20 @@ func posOf(tk *token.Token) Pos {
 		return Pos{}
 	}
 	return Pos{Line: tk.Position.Line, Column: tk.Position.Column}
+}
+
+// nodePos is where a node starts: for a mapping, its first key (the
+// parser's own token for a mapping is the first ':').
+func nodePos(n ast.Node) Pos {
+	switch m := n.(type) {
+	case *ast.MappingNode:
+		if len(m.Values) > 0 && !m.IsFlowStyle {
+			return posOf(m.Values[0].Key.GetToken())
+		}
+	case *ast.MappingValueNode:
+		return posOf(m.Key.GetToken())
+	}
+	return posOf(n.GetToken())
 }
 
 func (d *decoder) errorf(tk *token.Token, path, format string, args ...any) {
@@ -100,7 +115,7 @@ func (d *decoder) decode(n ast.Node, path string, v reflect.Value) {
 		return
 	}
 	if path != "" {
-		d.pos[path] = posOf(n.GetToken())
+		d.pos[path] = nodePos(n)
 	}
 	if alias, ok := n.(*ast.AliasNode); ok {
 		d.errorf(alias.GetToken(), path, "unknown alias %q", alias.Value.String())

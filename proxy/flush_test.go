@@ -1,0 +1,56 @@
+package proxy
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/sluiceproxy/sluice/config"
+)
+
+func TestShouldStream(t *testing.T) {
+	res := func(length int64, kv ...string) *http.Response {
+		h := http.Header{}
+		for i := 0; i < len(kv); i += 2 {
+			h.Set(kv[i], kv[i+1])
+		}
+		return &http.Response{ContentLength: length, Header: h}
+	}
+	for _, c := range []struct {
+		name string
+		mode config.Streaming
+		res  *http.Response
+		want bool
+	}{
+		{"chunked", config.StreamAuto, res(-1), true},
+		{"fixed length html", config.StreamAuto, res(100, "Content-Type", "text/html"), false},
+		{"sse with charset", config.StreamAuto, res(100, "Content-Type", "text/event-stream; charset=utf-8"), true},
+		{"SSE upper case", config.StreamAuto, res(100, "Content-Type", "Text/Event-Stream"), true},
+		{"ndjson", config.StreamAuto, res(100, "Content-Type", "application/x-ndjson"), true},
+		{"grpc", config.StreamAuto, res(100, "Content-Type", "application/grpc"), true},
+		{"grpc+proto", config.StreamAuto, res(100, "Content-Type", "application/grpc+proto"), true},
+		{"grpc-web is not grpc", config.StreamAuto, res(100, "Content-Type", "application/grpc-web"), false},
+		{"json", config.StreamAuto, res(100, "Content-Type", "application/json"), false},
+		{"bad content type", config.StreamAuto, res(100, "Content-Type", ";;;"), false},
+		{"accel no", config.StreamAuto, res(100, "X-Accel-Buffering", "no"), true},
+		{"accel yes beats chunked", config.StreamAuto, res(-1, "X-Accel-Buffering", "yes"), false},
+		{"accel yes beats sse", config.StreamAuto, res(-1, "Content-Type", "text/event-stream", "X-Accel-Buffering", "Yes"), false},
+		{"always", config.StreamAlways, res(100, "Content-Type", "text/html", "X-Accel-Buffering", "yes"), true},
+		{"never", config.StreamNever, res(-1, "Content-Type", "text/event-stream"), false},
+	} {
+		if got := shouldStream(c.mode, c.res); got != c.want {
+			t.Errorf("%s: shouldStream = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestNextBufSize(t *testing.T) {
+	if nextBufSize(smallBufSize, smallBufSize) != largeBufSize {
+		t.Error("a full small read should move to the large buffer")
+	}
+	if nextBufSize(100, largeBufSize) != smallBufSize {
+		t.Error("a short read should move back to the small buffer")
+	}
+	if nextBufSize(largeBufSize, largeBufSize) != largeBufSize {
+		t.Error("full large reads should stay large")
+	}
+}

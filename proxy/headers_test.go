@@ -1,0 +1,106 @@
+package proxy
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"reflect"
+	"testing"
+)
+
+func TestPrepareRequestHeader(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	newReq := func(remote string, kv ...string) *http.Request {
+		r := httptest.NewRequest("GET", "https://example.com/x", nil)
+		r.RemoteAddr = remote
+		for i := 0; i < len(kv); i += 2 {
+			r.Header.Add(kv[i], kv[i+1])
+		}
+		return r
+	}
+
+	t.Run("hop-by-hop and Connection tokens removed", func(t *testing.T) {
+		r := newReq("192.0.2.1:5000",
+			"Connection", "keep-alive, X-Secret", "X-Secret", "1", "Keep-Alive", "timeout=5",
+			"Proxy-Authorization", "Basic x", "Te", "trailers, gzip", "Upgrade", "h2c",
+			"Http2-Settings", "AAA", "Transfer-Encoding", "chunked", "X-Keep", "yes")
+		h := r.Header.Clone()
+		prepareRequestHeader(h, r, "", nil)
+		for _, name := range []string{"Connection", "X-Secret", "Keep-Alive", "Proxy-Authorization", "Upgrade", "Http2-Settings", "Transfer-Encoding"} {
+			if _, ok := h[name]; ok {
+				t.Errorf("%s forwarded", name)
+			}
+		}
+		if h.Get("Te") != "trailers" || h.Get("X-Keep") != "yes" {
+			t.Errorf("Te %q, X-Keep %q", h.Get("Te"), h.Get("X-Keep"))
+		}
+	})
+	t.Run("untrusted peer: spoofed forwarding headers replaced", func(t *testing.T) {
+		r := newReq("192.0.2.1:5000", "X-Forwarded-For", "1.2.3.4", "X-Forwarded-Proto", "http",
+			"X-Forwarded-Host", "evil.com", "Forwarded", "for=1.2.3.4", "X-Real-Ip", "1.2.3.4")
+		h := r.Header.Clone()
+		prepareRequestHeader(h, r, "", trusted)
+		want := http.Header{"X-Forwarded-For": {"192.0.2.1"}, "X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"example.com"}, "User-Agent": {""}}
+		if !reflect.DeepEqual(h, want) {
+			t.Errorf("got %v\nwant %v", h, want)
+		}
+	})
+	t.Run("trusted peer: chain kept and extended", func(t *testing.T) {
+		r := newReq("10.1.2.3:5000", "X-Forwarded-For", "198.51.100.7", "X-Forwarded-Proto", "http", "X-Forwarded-Host", "shop.example")
+		h := r.Header.Clone()
+		prepareRequestHeader(h, r, "", trusted)
+		if got := h.Get("X-Forwarded-For"); got != "198.51.100.7, 10.1.2.3" {
+			t.Errorf("X-Forwarded-For %q", got)
+		}
+		if h.Get("X-Forwarded-Proto") != "http" || h.Get("X-Forwarded-Host") != "shop.example" {
+			t.Errorf("trusted proto/host replaced: %v", h)
+		}
+	})
+	t.Run("IPv4-mapped peer matches IPv4 prefix", func(t *testing.T) {
+		r := newReq("[::ffff:10.0.0.9]:5000", "X-Forwarded-For", "198.51.100.7")
+		h := r.Header.Clone()
+		prepareRequestHeader(h, r, "", trusted)
+		if got := h.Get("X-Forwarded-For"); got != "198.51.100.7, 10.0.0.9" {
+			t.Errorf("X-Forwarded-For %q", got)
+		}
+	})
+	t.Run("websocket upgrade put back", func(t *testing.T) {
+		r := newReq("192.0.2.1:5000", "Connection", "Upgrade", "Upgrade", "websocket")
+		h := r.Header.Clone()
+		prepareRequestHeader(h, r, "websocket", nil)
+		if h.Get("Connection") != "Upgrade" || h.Get("Upgrade") != "websocket" {
+			t.Errorf("upgrade headers: %v", h)
+		}
+	})
+}
+
+func TestCopyResponseHeader(t *testing.T) {
+	res := &http.Response{
+		Header: http.Header{
+			"Connection":        {"close, X-Hop"},
+			"X-Hop":             {"1"},
+			"Keep-Alive":        {"timeout=5"},
+			"X-Accel-Buffering": {"no"},
+			"Content-Type":      {"text/plain"},
+			"Trailer":           {"X-Checksum"},
+		},
+		Trailer: http.Header{"X-Checksum": nil},
+	}
+	dst := http.Header{}
+	copyResponseHeader(dst, res)
+	want := http.Header{"Content-Type": {"text/plain"}, "Trailer": {"X-Checksum"}}
+	if !reflect.DeepEqual(dst, want) {
+		t.Errorf("got %v, want %v", dst, want)
+	}
+
+	announced := http.Header{}
+	copyTrailers(announced, http.Header{"X-Checksum": {"abc"}}, 1)
+	if announced.Get("X-Checksum") != "abc" {
+		t.Errorf("announced trailer: %v", announced)
+	}
+	surprise := http.Header{}
+	copyTrailers(surprise, http.Header{"X-Checksum": {"abc"}, "X-Extra": {"1"}}, 1)
+	if surprise.Get(http.TrailerPrefix+"X-Extra") != "1" || surprise.Get(http.TrailerPrefix+"X-Checksum") != "abc" {
+		t.Errorf("unannounced trailers: %v", surprise)
+	}
+}
