@@ -148,6 +148,12 @@ func startSluiceConfig(t *testing.T, cfg string, cert testCert) *sluiceProc {
 	t.Cleanup(func() {
 		p.cmd.Process.Kill()
 		<-p.exited
+		p.mu.Lock()
+		raced := strings.Contains(p.raw.String(), "WARNING: DATA RACE")
+		p.mu.Unlock()
+		if raced {
+			t.Error("the race detector found a data race in sluice")
+		}
 		if t.Failed() {
 			p.mu.Lock()
 			t.Logf("sluice log:\n%s", p.raw.String())
@@ -165,6 +171,9 @@ func (p *sluiceProc) readLogs(r io.Reader) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
+		if raceBuild && !json.Valid(sc.Bytes()) {
+			os.Stderr.Write(append(sc.Bytes(), '\n'))
+		}
 		var m map[string]any
 		_ = json.Unmarshal(sc.Bytes(), &m)
 		p.mu.Lock()

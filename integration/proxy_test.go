@@ -429,3 +429,33 @@ func runCLI(t *testing.T, args ...string) (string, int) {
 	}
 	return string(out), cmd.ProcessState.ExitCode()
 }
+
+func TestPlainListenerRedirects(t *testing.T) {
+	cert := newTestCert(t)
+	cfg := strings.Replace(header(cert), `http: ""`, `http: "127.0.0.1:0"`, 1) +
+		"routes:\n" + route("app", "/", "http://127.0.0.1:1")
+	p := startSluiceConfig(t, cfg, cert)
+	l := p.waitLog(5*time.Second, func(l map[string]any) bool { return l["msg"] == "listening" && l["listener"] == "http" })
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := client.Get("http://" + l["addr"].(string) + "/some/path?q=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	want := "https://127.0.0.1:" + port(p.addr) + "/some/path?q=1"
+	if res.StatusCode != http.StatusPermanentRedirect || res.Header.Get("Location") != want {
+		t.Fatalf("%d %q, want 308 %q", res.StatusCode, res.Header.Get("Location"), want)
+	}
+}
+
+func TestMissingCertificateIsAConfigError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	writeFile(t, path, "tls:\n  certificates:\n    - { cert: /nonexistent/cert.pem, key: /nonexistent/key.pem }\nroutes:\n  - { name: app, upstream: \"http://127.0.0.1:1\" }\n")
+	for _, cmd := range []string{"validate", "run"} {
+		out, code := runCLI(t, cmd, "--config", path)
+		if code != 1 {
+			t.Errorf("%s: exit %d, want 1", cmd, code)
+		}
+		mustContain(t, out, path+":3:7: tls.certificates[0]: loading /nonexistent/cert.pem")
+	}
+}
