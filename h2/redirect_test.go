@@ -9,7 +9,7 @@ import (
 func TestRedirect(t *testing.T) {
 	for _, c := range []struct {
 		port, host, uri, want string
-		status              int
+		status                int
 	}{
 		{"8443", "example.com", "/a?b=c", "https://example.com:8443/a?b=c", 308},
 		{"443", "example.com:80", "/", "https://example.com/", 308},
