@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -457,5 +458,76 @@ func TestMissingCertificateIsAConfigError(t *testing.T) {
 			t.Errorf("%s: exit %d, want 1", cmd, code)
 		}
 		mustContain(t, out, path+":3:7: tls.certificates[0]: loading /nonexistent/cert.pem")
+	}
+}
+
+func TestUpstreamKeepAlivePool(t *testing.T) {
+	var mu sync.Mutex
+	conns := 0
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n := 3
+			if r.URL.Path == "/long" {
+				n = 1000
+			}
+			for i := 0; i < n; i++ {
+				fmt.Fprintf(w, "line %d\n", i)
+				w.(http.Flusher).Flush()
+				if r.URL.Path == "/long" {
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+		}),
+		ConnState: func(c net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				mu.Lock()
+				conns++
+				mu.Unlock()
+			}
+		},
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	p := startSluice(t, "routes:\n"+route("app", "/", "http://"+ln.Addr().String()))
+	client := p.h2Client()
+	count := func() int { mu.Lock(); defer mu.Unlock(); return conns }
+
+	for i := 0; i < 5; i++ {
+		res, err := client.Get(p.url("/short"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.ReadAll(res.Body)
+		res.Body.Close()
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("5 sequential fully-read exchanges used %d upstream connections, want 1", n)
+	}
+	// A stream abandoned half-way must not hand its connection, with
+	// unread body bytes, to the next exchange.
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", p.url("/long"), nil)
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Read(make([]byte, 10))
+	cancel()
+	p.accessLine("/long", 5*time.Second)
+	res, err = client.Get(p.url("/short"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if string(b) != "line 0\nline 1\nline 2\n" {
+		t.Fatalf("exchange after an abandoned stream got %q", b)
+	}
+	if n := count(); n != 2 {
+		t.Fatalf("after an abandoned stream: %d upstream connections, want 2 (a fresh one)", n)
 	}
 }
