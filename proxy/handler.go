@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -171,8 +170,6 @@ func (p *Proxy) classify(ex *exchange, r *http.Request, body *requestBody, err e
 	case errors.As(err, &cw), r.Context().Err() != nil:
 		return reasonClientGone
 	case body != nil && body.err.Load() != nil:
-		return reasonClientGone
-	case errors.Is(err, context.Canceled) && context.Cause(ex.ctx) != nil && r.Context().Err() != nil:
 		return reasonClientGone
 	}
 	return reasonUpstreamError
