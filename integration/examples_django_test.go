@@ -296,8 +296,17 @@ func TestExampleDjangoCSVMillionRows(t *testing.T) {
 	if samples < 3 {
 		t.Fatalf("only %d memory samples", samples)
 	}
-	if growth > 32<<20 {
-		t.Fatalf("sluice's RSS grew by %.1f MiB while streaming %.1f MB: it is holding the export", float64(growth)/(1<<20), float64(bytesRead)/1e6)
+	limit := int64(32 << 20)
+	if raceBuild {
+		// Under the race detector sync.Pool drops a share of what is
+		// put back (on purpose), so buffers are reallocated and the
+		// heap churns; measured ~25 MiB growth there against <1 MiB
+		// in a normal build. Still far below the 45 MB that flow.
+		limit = 40 << 20
+	}
+	if growth > limit {
+		t.Fatalf("sluice's RSS grew by %.1f MiB (limit %d MiB) while streaming %.1f MB: it is holding the export",
+			float64(growth)/(1<<20), limit>>20, float64(bytesRead)/1e6)
 	}
 	if l := p.accessLine("/exports/rows.csv", 5*time.Second); l["route"] != "exports" {
 		t.Fatalf("access line %v", l)
