@@ -23,29 +23,29 @@ import (
 // chromiumPath is Debian's chromium package's launcher.
 const chromiumPath = "/usr/bin/chromium"
 
-// browserUpstream serves the two test pages and their streams, and
+// browserTestUpstream serves the two test pages and their streams, and
 // counts, per run, how many event streams are open at once.
-type browserUpstream struct {
+type browserTestUpstream struct {
 	mu      sync.Mutex
 	open    map[string]int
 	peak    map[string]int
 	chunkMs int
 }
 
-func (b *browserUpstream) streamOpened(run string, delta int) {
+func (b *browserTestUpstream) streamOpened(run string, delta int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.open[run] += delta
 	b.peak[run] = max(b.peak[run], b.open[run])
 }
 
-func (b *browserUpstream) peakOf(run string) int {
+func (b *browserTestUpstream) peakOf(run string) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.peak[run]
 }
 
-func (b *browserUpstream) handler(t *testing.T) http.Handler {
+func (b *browserTestUpstream) handler(t *testing.T) http.Handler {
 	page := func(name string) http.HandlerFunc {
 		body, err := os.ReadFile(filepath.Join("testdata", "browser", name))
 		if err != nil {
@@ -109,10 +109,10 @@ func (b *browserUpstream) handler(t *testing.T) http.Handler {
 	return mux
 }
 
-// spkiHash is what --ignore-certificate-errors-spki-list takes: the
+// chromiumSPKIHash is what --ignore-certificate-errors-spki-list takes: the
 // base64 SHA-256 of the certificate's SubjectPublicKeyInfo. Chromium then
 // trusts exactly the test certificate, and no other bad one.
-func spkiHash(t *testing.T, certFile string) string {
+func chromiumSPKIHash(t *testing.T, certFile string) string {
 	t.Helper()
 	b, err := os.ReadFile(certFile)
 	if err != nil {
@@ -130,9 +130,9 @@ func spkiHash(t *testing.T, certFile string) string {
 	return base64.StdEncoding.EncodeToString(sum[:])
 }
 
-// browser starts headless Chromium; http1 forces HTTP/1.1 (as a browser
+// startChromium starts headless Chromium; http1 forces HTTP/1.1 (as a browser
 // talking to an HTTP/1.1-only front door would).
-func browser(t *testing.T, ctx context.Context, spki string, http1 bool) context.Context {
+func startChromium(t *testing.T, ctx context.Context, spki string, http1 bool) context.Context {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("chromium is required (Debian package chromium): %v", err)
@@ -159,9 +159,9 @@ func browser(t *testing.T, ctx context.Context, spki string, http1 bool) context
 	return bctx
 }
 
-// screenshot saves a PNG of the page: into $SLUICE_SCREENSHOT_DIR when
+// saveScreenshot saves a PNG of the page: into $SLUICE_SCREENSHOT_DIR when
 // set (that is how docs/img/ is made), else into the test's temp dir.
-func screenshot(t *testing.T, ctx context.Context, name string) {
+func saveScreenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
@@ -181,7 +181,7 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Logf("screenshot: %s", path)
 }
 
-type ssePageReport struct {
+type tenStreamsReport struct {
 	Proto   string `json:"proto"`
 	Streams []struct {
 		Open      bool `json:"open"`
@@ -190,13 +190,13 @@ type ssePageReport struct {
 	} `json:"streams"`
 }
 
-func readSSEPage(t *testing.T, ctx context.Context) ssePageReport {
+func readTenStreamsPage(t *testing.T, ctx context.Context) tenStreamsReport {
 	t.Helper()
 	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.report()`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r ssePageReport
+	var r tenStreamsReport
 	if err := json.Unmarshal([]byte(s), &r); err != nil {
 		t.Fatal(err)
 	}
@@ -209,23 +209,23 @@ func readSSEPage(t *testing.T, ctx context.Context) ssePageReport {
 // HTTP/1.1 forced, Chromium holds six connections per host, so four
 // streams never open — the reason sluice serves browsers HTTP/2.
 func TestBrowserTenEventStreams(t *testing.T) {
-	up := &browserUpstream{open: map[string]int{}, peak: map[string]int{}, chunkMs: 60}
+	up := &browserTestUpstream{open: map[string]int{}, peak: map[string]int{}, chunkMs: 60}
 	p := startSluice(t, "routes:\n"+route("app", "/", upstream(t, up.handler(t))))
-	spki := spkiHash(t, p.cert.certFile)
+	spki := chromiumSPKIHash(t, p.cert.certFile)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
 
 	t.Run("http2", func(t *testing.T) {
-		b := browser(t, ctx, spki, false)
+		b := startChromium(t, ctx, spki, false)
 		if err := chromedp.Do(b, chromedp.Navigate(p.url("/sse.html?run=h2"))); err != nil {
 			t.Fatal(err)
 		}
 		// Every stream has received three events.
 		if _, err := chromedp.Run(b, chromedp.Poll[chromedp.Void](
 			`state.streams.every(s => s.events >= 3)`, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
-			t.Fatalf("not all ten streams received events: %v; page: %+v", err, readSSEPage(t, b))
+			t.Fatalf("not all ten streams received events: %v; page: %+v", err, readTenStreamsPage(t, b))
 		}
-		r := readSSEPage(t, b)
+		r := readTenStreamsPage(t, b)
 		if r.Proto != "h2" {
 			t.Fatalf("page loaded over %q, want h2", r.Proto)
 		}
@@ -242,23 +242,23 @@ func TestBrowserTenEventStreams(t *testing.T) {
 		if peak := up.peakOf("h2"); peak != 10 {
 			t.Fatalf("upstream saw %d streams open at once, want 10", peak)
 		}
-		screenshot(t, b, "browser-sse-http2.png")
+		saveScreenshot(t, b, "browser-sse-http2.png")
 		t.Logf("HTTP/2: 10 of 10 EventSource streams open and receiving (worst lag %d ms)", worst)
 	})
 
 	t.Run("http1.1", func(t *testing.T) {
-		b := browser(t, ctx, spki, true)
+		b := startChromium(t, ctx, spki, true)
 		if err := chromedp.Do(b, chromedp.Navigate(p.url("/sse.html?run=h1"))); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := chromedp.Run(b, chromedp.Poll[chromedp.Void](
 			`state.streams.filter(s => s.events >= 3).length >= 6`, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
-			t.Fatalf("six streams did not start: %v; page: %+v", err, readSSEPage(t, b))
+			t.Fatalf("six streams did not start: %v; page: %+v", err, readTenStreamsPage(t, b))
 		}
 		// Give the other four every chance to open: they cannot while
 		// the first six hold all of Chromium's connections to the host.
 		time.Sleep(time.Second)
-		r := readSSEPage(t, b)
+		r := readTenStreamsPage(t, b)
 		if r.Proto != "http/1.1" {
 			t.Fatalf("page loaded over %q, want http/1.1", r.Proto)
 		}
@@ -275,7 +275,7 @@ func TestBrowserTenEventStreams(t *testing.T) {
 			t.Fatalf("HTTP/1.1: %d streams live, %d waiting, upstream peak %d; want 6, 4, 6 (Chromium's per-host limit)",
 				live, waiting, up.peakOf("h1"))
 		}
-		screenshot(t, b, "browser-sse-http1.png")
+		saveScreenshot(t, b, "browser-sse-http1.png")
 		t.Logf("HTTP/1.1: only %d of 10 EventSource streams open, %d waiting for a connection (Chromium's 6 per host)", live, waiting)
 	})
 }
@@ -285,13 +285,13 @@ func TestBrowserTenEventStreams(t *testing.T) {
 // pieces arrive, not all at the end.
 func TestBrowserDownloadProgress(t *testing.T) {
 	const size, pieces, every = 2 << 20, 32, 60 * time.Millisecond
-	up := &browserUpstream{open: map[string]int{}, peak: map[string]int{}, chunkMs: int(every / time.Millisecond)}
+	up := &browserTestUpstream{open: map[string]int{}, peak: map[string]int{}, chunkMs: int(every / time.Millisecond)}
 	p := startSluice(t, "routes:\n"+
 		route("downloads", "/download/", upstream(t, up.handler(t)), "streaming: always")+
 		route("app", "/", upstream(t, up.handler(t))))
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
-	b := browser(t, ctx, spkiHash(t, p.cert.certFile), false)
+	b := startChromium(t, ctx, chromiumSPKIHash(t, p.cert.certFile), false)
 	if err := chromedp.Do(b, chromedp.Navigate(p.url("/download.html?size="+strconv.Itoa(size)))); err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +300,7 @@ func TestBrowserDownloadProgress(t *testing.T) {
 		`dl.got >= dl.total / 2 || dl.error`, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
 		t.Fatal(err)
 	}
-	screenshot(t, b, "browser-download-progress.png")
+	saveScreenshot(t, b, "browser-download-progress.png")
 	if _, err := chromedp.Run(b, chromedp.Poll[chromedp.Void](
 		`dl.done || dl.error`, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
 		t.Fatal(err)

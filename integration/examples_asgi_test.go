@@ -18,11 +18,11 @@ import (
 // sluice in front of it with the example's routes.
 func startASGIExample(t *testing.T) *sluiceProc {
 	t.Helper()
-	dir := repoDir(t, "examples/asgi")
-	validateConfig(t, dir+"/config.yaml")
-	sock := shortSocket(t, "uvicorn.sock")
-	cmd := exec.Command(systemPython, "-m", "uvicorn", "app:app", "--app-dir", dir, "--uds", sock)
-	startApp(t, cmd, regexp.MustCompile(`Uvicorn running on unix socket`))
+	dir := exampleDir(t, "examples/asgi")
+	validateExampleConfig(t, dir+"/config.yaml")
+	sock := exampleSocket(t, "uvicorn.sock")
+	cmd := exec.Command(debianPython, "-m", "uvicorn", "app:app", "--app-dir", dir, "--uds", sock)
+	startExampleApp(t, cmd, regexp.MustCompile(`Uvicorn running on unix socket`))
 	return startSluice(t, exampleRoutes(t, dir+"/config.yaml", "/tmp/sluice-asgi.sock", sock))
 }
 
@@ -58,8 +58,8 @@ func TestExampleASGISSE(t *testing.T) {
 		if err := json.Unmarshal([]byte(data), &ev); err != nil || ev.Seq != seen {
 			t.Fatalf("event %d: %q (%v)", seen, data, err)
 		}
-		late := lateness(ev.SentUnixMs, arrived)
-		if late > maxLate {
+		late := sentLateness(ev.SentUnixMs, arrived)
+		if late > maxStreamLag {
 			t.Fatalf("event %d arrived %s after it was sent: held back", seen, late)
 		}
 		worst = max(worst, late)
@@ -72,7 +72,7 @@ func TestExampleASGISSE(t *testing.T) {
 	if l["route"] != "events" || l["close_reason"] != "client_gone" {
 		t.Fatalf("access line %v", l)
 	}
-	t.Logf("uvicorn SSE: %d events through sluice (HTTP/2), worst lateness %s", n, worst)
+	t.Logf("uvicorn SSE: %d events through sluice (HTTP/2), worst sentLateness %s", n, worst)
 }
 
 // TestExampleASGIWebSocketEcho: a WebSocket to uvicorn through sluice

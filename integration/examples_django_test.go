@@ -37,8 +37,8 @@ func exampleRoutes(t *testing.T, configPath, exampleSock, sock string) string {
 	return strings.ReplaceAll(s[i+1:], exampleSock, sock)
 }
 
-// validateConfig runs `sluice validate` on a shipped example config.
-func validateConfig(t *testing.T, path string) {
+// validateExampleConfig runs `sluice validate` on a shipped example config.
+func validateExampleConfig(t *testing.T, path string) {
 	t.Helper()
 	out, err := exec.Command(sluiceBin, "validate", "--config", path).CombinedOutput()
 	if err != nil {
@@ -51,12 +51,12 @@ func validateConfig(t *testing.T, path string) {
 // the example's routes.
 func startDjangoExample(t *testing.T) *sluiceProc {
 	t.Helper()
-	dir := repoDir(t, "examples/django")
-	validateConfig(t, dir+"/config.yaml")
-	sock := shortSocket(t, "gunicorn.sock")
-	cmd := exec.Command(systemPython, "-m", "gunicorn", "--chdir", dir, "--bind", "unix:"+sock,
+	dir := exampleDir(t, "examples/django")
+	validateExampleConfig(t, dir+"/config.yaml")
+	sock := exampleSocket(t, "gunicorn.sock")
+	cmd := exec.Command(debianPython, "-m", "gunicorn", "--chdir", dir, "--bind", "unix:"+sock,
 		"--worker-class", "gthread", "--workers", "2", "--threads", "4", "mysite.wsgi")
-	startApp(t, cmd, regexp.MustCompile(`Listening at: unix:`))
+	startExampleApp(t, cmd, regexp.MustCompile(`Listening at: unix:`))
 	return startSluice(t, exampleRoutes(t, dir+"/config.yaml", "/tmp/sluice-django.sock", sock))
 }
 
@@ -96,8 +96,8 @@ func TestExampleDjangoSSE(t *testing.T) {
 		if err := json.Unmarshal([]byte(data), &ev); err != nil || ev.Seq != seen {
 			t.Fatalf("event %d: %q (%v)", seen, data, err)
 		}
-		late := lateness(ev.SentUnixMs, arrived)
-		if late > maxLate {
+		late := sentLateness(ev.SentUnixMs, arrived)
+		if late > maxStreamLag {
 			t.Fatalf("event %d arrived %s after it was sent: held back", seen, late)
 		}
 		worst = max(worst, late)
@@ -110,7 +110,7 @@ func TestExampleDjangoSSE(t *testing.T) {
 	if l["route"] != "events" || l["close_reason"] != "done" {
 		t.Fatalf("access line %v", l)
 	}
-	t.Logf("Django SSE: %d events through sluice (HTTP/2), worst lateness %s", n, worst)
+	t.Logf("Django SSE: %d events through sluice (HTTP/2), worst sentLateness %s", n, worst)
 }
 
 // TestExampleDjangoLoader: the loader page's HTML arrives step by step,
@@ -147,7 +147,7 @@ func TestExampleDjangoLoader(t *testing.T) {
 						t.Fatalf("step %s, want %d", m[1], step)
 					}
 					sent, _ := strconv.ParseInt(m[2], 10, 64)
-					if late := lateness(sent, arrived); late > maxLate {
+					if late := sentLateness(sent, arrived); late > maxStreamLag {
 						t.Fatalf("step %d arrived %s after it was sent: the page was buffered", step, late)
 					}
 					if step == 0 {
@@ -174,8 +174,8 @@ func TestExampleDjangoLoader(t *testing.T) {
 	}
 }
 
-// vmRSS returns a process's resident set size, from /proc/PID/status.
-func vmRSS(pid int) (int64, error) {
+// procRSS returns a process's resident set size, from /proc/PID/status.
+func procRSS(pid int) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
@@ -206,7 +206,7 @@ func TestExampleDjangoCSVMillionRows(t *testing.T) {
 		io.Copy(io.Discard, res.Body)
 		res.Body.Close()
 	}
-	base, err := vmRSS(pid)
+	base, err := procRSS(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +225,7 @@ func TestExampleDjangoCSVMillionRows(t *testing.T) {
 			case <-stop:
 				return
 			case <-tick.C:
-				rss, err := vmRSS(pid)
+				rss, err := procRSS(pid)
 				if err != nil {
 					return
 				}

@@ -19,8 +19,8 @@ func TestExampleGoNDJSON(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building examples/go: %v\n%s", err, out)
 	}
-	sock := shortSocket(t, "go.sock")
-	startApp(t, exec.Command(bin, "--listen", "unix:"+sock), regexp.MustCompile(`^listening on unix:`))
+	sock := exampleSocket(t, "go.sock")
+	startExampleApp(t, exec.Command(bin, "--listen", "unix:"+sock), regexp.MustCompile(`^listening on unix:`))
 	p := startSluice(t, "routes:\n"+route("progress", "/progress", "unix:"+sock, "timeouts: { idle: 2m, total: 0s }"))
 
 	const n, every = 12, 250 * time.Millisecond
@@ -51,9 +51,9 @@ func TestExampleGoNDJSON(t *testing.T) {
 		if ev.Seq != i || ev.Done != (i == n-1) {
 			t.Fatalf("line %d: %+v", i, ev)
 		}
-		late := lateness(ev.SentUnixMs, arrived)
+		late := sentLateness(ev.SentUnixMs, arrived)
 		worst = max(worst, late)
-		if late > maxLate {
+		if late > maxStreamLag {
 			t.Fatalf("line %d arrived %s after it was sent: held back", i, late)
 		}
 	}
@@ -66,7 +66,7 @@ func TestExampleGoNDJSON(t *testing.T) {
 	if took := time.Since(start); took < (n-2)*every {
 		t.Fatalf("stream took %s: the app's pacing did not apply", took)
 	}
-	t.Logf("%d NDJSON lines over %s, worst lateness %s", n, time.Since(start).Round(time.Millisecond), worst)
+	t.Logf("%d NDJSON lines over %s, worst sentLateness %s", n, time.Since(start).Round(time.Millisecond), worst)
 	if l := p.accessLine("/progress", 5*time.Second); l["close_reason"] != "done" {
 		t.Fatalf("access line %v", l)
 	}

@@ -14,15 +14,15 @@ import (
 	"time"
 )
 
-// systemPython is Debian's interpreter, the one python3-django,
+// debianPython is Debian's interpreter, the one python3-django,
 // gunicorn and python3-uvicorn install into (a python3 earlier in PATH,
 // such as a pyenv shim, does not see those packages).
-const systemPython = "/usr/bin/python3"
+const debianPython = "/usr/bin/python3"
 
-// appProc is an example app run as a subprocess: its stdout and stderr
+// exampleApp is an example app run as a subprocess: its stdout and stderr
 // are collected, shown when the test fails, and the process group is
 // killed at cleanup.
-type appProc struct {
+type exampleApp struct {
 	cmd    *exec.Cmd
 	mu     sync.Mutex
 	out    strings.Builder
@@ -30,11 +30,11 @@ type appProc struct {
 	exited chan struct{}
 }
 
-// startApp starts cmd and waits until one of its output lines matches
+// startExampleApp starts cmd and waits until one of its output lines matches
 // ready, returning the submatches.
-func startApp(t *testing.T, cmd *exec.Cmd, ready *regexp.Regexp) (*appProc, []string) {
+func startExampleApp(t *testing.T, cmd *exec.Cmd, ready *regexp.Regexp) (*exampleApp, []string) {
 	t.Helper()
-	a := &appProc{cmd: cmd, lines: make(chan string, 256), exited: make(chan struct{})}
+	a := &exampleApp{cmd: cmd, lines: make(chan string, 256), exited: make(chan struct{})}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
@@ -80,14 +80,14 @@ func startApp(t *testing.T, cmd *exec.Cmd, ready *regexp.Regexp) (*appProc, []st
 	}
 }
 
-func (a *appProc) output() string {
+func (a *exampleApp) output() string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.out.String()
 }
 
-// repoDir returns a path inside the repository.
-func repoDir(t *testing.T, rel string) string {
+// exampleDir returns a path inside the repository.
+func exampleDir(t *testing.T, rel string) string {
 	t.Helper()
 	p, err := filepath.Abs(filepath.Join("..", rel))
 	if err != nil {
@@ -99,9 +99,9 @@ func repoDir(t *testing.T, rel string) string {
 	return p
 }
 
-// shortSocket returns a unix socket path short enough for sun_path (108
+// exampleSocket returns a unix socket path short enough for sun_path (108
 // bytes), which t.TempDir() paths can exceed.
-func shortSocket(t *testing.T, name string) string {
+func exampleSocket(t *testing.T, name string) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "sl")
 	if err != nil {
@@ -111,14 +111,14 @@ func shortSocket(t *testing.T, name string) string {
 	return filepath.Join(dir, name)
 }
 
-// lateness is how long after its send time (in Unix milliseconds,
+// sentLateness is how long after its send time (in Unix milliseconds,
 // stamped by the upstream) a piece of a stream reached the client. Both
 // run on this machine, so they share a clock.
-func lateness(sentUnixMs int64, arrived time.Time) time.Duration {
+func sentLateness(sentUnixMs int64, arrived time.Time) time.Duration {
 	return arrived.Sub(time.UnixMilli(sentUnixMs))
 }
 
-// maxLate is the most a streamed piece may lag behind its send time. A
+// maxStreamLag is the most a streamed piece may lag behind its send time. A
 // proxy that buffers holds the first pieces back for the whole stream,
 // which the streams in these tests make several times longer.
-const maxLate = 600 * time.Millisecond
+const maxStreamLag = 600 * time.Millisecond
