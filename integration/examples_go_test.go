@@ -19,6 +19,7 @@ func TestExampleGoNDJSON(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building examples/go: %v\n%s", err, out)
 	}
+	validateExampleConfig(t, exampleDir(t, "examples/go")+"/config.yaml")
 	sock := exampleSocket(t, "go.sock")
 	startExampleApp(t, exec.Command(bin, "--listen", "unix:"+sock), regexp.MustCompile(`^listening on unix:`))
 	p := startSluice(t, "routes:\n"+route("progress", "/progress", "unix:"+sock, "timeouts: { idle: 2m, total: 0s }"))
