@@ -3,7 +3,9 @@ module github.com/sluiceproxy/sluice
 go 1.26.8
 
 require (
+	github.com/andybalholm/brotli v1.2.8
 	github.com/goccy/go-yaml v1.19.2
+	github.com/klauspost/compress v1.20.3
 	go.uber.org/zap v1.28.0
 	golang.org/x/net v0.62.0
 )
