@@ -62,3 +62,10 @@ func writeError(w http.ResponseWriter, r *http.Request, status int) {
 	h.Set("Grpc-Message", "sluice: "+statusText(status))
 	w.WriteHeader(http.StatusOK)
 }
+
+// grpcTrailersOnly reports a gRPC response whose status came in its
+// headers (an error without messages): it must reach the client as one
+// HEADERS frame that ends the stream, or clients report a missing status.
+func grpcTrailersOnly(res *http.Response) bool {
+	return res.Header.Get("Grpc-Status") != ""
+}

@@ -147,8 +147,11 @@ func (p *Proxy) forward(ex *exchange, w http.ResponseWriter, r *http.Request, t 
 	flusher, _ := w.(http.Flusher)
 	if stream && flusher != nil {
 		// Headers go out now, so an event-stream client sees the
-		// response open before the first event.
-		flusher.Flush()
+		// response open before the first event. A gRPC trailers-only
+		// answer must stay one HEADERS frame, so it is not flushed.
+		if !grpcTrailersOnly(res) {
+			flusher.Flush()
+		}
 	} else {
 		flusher = nil
 	}
