@@ -149,6 +149,12 @@ func startSluiceConfig(t *testing.T, cfg string, cert testCert) *sluiceProc {
 	t.Cleanup(func() {
 		p.cmd.Process.Kill()
 		<-p.exited
+		p.mu.Lock()
+		raced := bytes.Contains(p.raw.Bytes(), []byte("WARNING: DATA RACE"))
+		p.mu.Unlock()
+		if raced {
+			t.Error("the race detector reported a data race in sluice")
+		}
 		if t.Failed() {
 			p.mu.Lock()
 			t.Logf("sluice log:\n%s", p.raw.String())

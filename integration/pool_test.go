@@ -513,3 +513,28 @@ func TestRequestBodyIdleTimeout(t *testing.T) {
 		t.Fatalf("close_reason %v, want idle_timeout", line["close_reason"])
 	}
 }
+
+func TestRetriesExhaustedGive502(t *testing.T) {
+	d1, d2 := deadAddr(t), deadAddr(t)
+	p := startSluice(t, fmt.Sprintf(`routes:
+  - name: pool
+    match: { path: / }
+    upstreams: [%s, %s]
+    health: { fails: 0 }
+    retry: { tries: 5 }
+`, d1, d2))
+	res, err := p.h2Client().Get(p.url("/x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	// Both refused: the client learns of the upstream failure (502), not
+	// that every backend was down beforehand (503).
+	if res.StatusCode != http.StatusBadGateway {
+		t.Fatalf("status %d, want 502", res.StatusCode)
+	}
+	line := p.accessLine("/x", 5*time.Second)
+	if line["close_reason"] != "upstream_error" {
+		t.Fatalf("access line %v", line)
+	}
+}

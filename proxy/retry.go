@@ -79,11 +79,11 @@ func (p *Proxy) send(ex *exchange, r, out *http.Request, sb *sendBody) (*http.Re
 		sb.hold = rt.retryTries > 1
 		defer sb.release()
 	}
+	b, setCookie := pl.pick(r, nil)
+	if b == nil {
+		return nil, nil, "", errNoBackend
+	}
 	for {
-		b, setCookie := pl.pick(r, tried)
-		if b == nil {
-			return nil, nil, "", errNoBackend
-		}
 		tried = append(tried, b)
 		b.active.Add(1)
 		out.URL.Host = b.up.urlHost
@@ -104,7 +104,6 @@ func (p *Proxy) send(ex *exchange, r, out *http.Request, sb *sendBody) (*http.Re
 			if !canRetry || !idempotent(out.Method) || sb != nil {
 				return res, b, setCookie, nil
 			}
-			res.Body.Close()
 		case errors.As(err, &de):
 			pl.failed(b, err.Error())
 			if !canRetry || (sb != nil && sb.read.Load() > 0) {
@@ -116,9 +115,19 @@ func (p *Proxy) send(ex *exchange, r, out *http.Request, sb *sendBody) (*http.Re
 			}
 			return nil, b, "", err
 		}
+		next, nextCookie := pl.pick(r, tried)
+		if next == nil {
+			// No other healthy backend: the client gets this answer.
+			return res, b, setCookie, err
+		}
+		if res != nil {
+			res.Body.Close()
+		}
 		b.active.Add(-1)
 		p.log.Debug("retrying on another backend", zap.String("route", rt.name),
-			zap.String("upstream", b.up.addr.String()), zap.Int("try", len(tried)+1), zap.Any("status", statusOf(res)), zap.NamedError("cause", err))
+			zap.String("upstream", b.up.addr.String()), zap.String("next", next.up.addr.String()),
+			zap.Int("try", len(tried)+1), zap.Int("status", statusOf(res)), zap.NamedError("cause", err))
+		b, setCookie = next, nextCookie
 	}
 }
 
