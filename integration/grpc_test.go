@@ -300,6 +300,26 @@ func TestGRPCErrorsFromSluice(t *testing.T) {
 	if s.Code() != codes.Unavailable || !strings.Contains(s.Message(), "sluice") {
 		t.Fatalf("got %v, want Unavailable from sluice", err)
 	}
+	// The route's response_header timeout: sluice ends the call with
+	// DEADLINE_EXCEEDED and cancels the server's side.
+	svc := &echoService{acks: make(chan int), deadlineHit: make(chan time.Time, 1)}
+	up := grpcUpstream(t, svc)
+	p2 := startSluice(t, "routes:\n"+route("slow", "/", up, "timeouts: { response_header: 300ms }"))
+	start := time.Now()
+	in2, out2 := []byte("sleep"), []byte(nil)
+	err = p2.grpcClient(t).Invoke(ctx, "/sluice.test.Echo/Unary", &in2, &out2)
+	if s := status.Convert(err); s.Code() != codes.DeadlineExceeded || !strings.Contains(s.Message(), "sluice") {
+		t.Fatalf("got %v, want DeadlineExceeded from sluice", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("300ms header timeout took %s", took)
+	}
+	select {
+	case <-svc.deadlineHit:
+	case <-time.After(5 * time.Second):
+		t.Fatal("server call still running after sluice's timeout")
+	}
+
 	// No route: sluice answers 404 for plain HTTP; gRPC gets a status.
 	err = cc.Invoke(ctx, "/other.Service/Call", &in, &out)
 	if status.Code(err) == codes.OK || errors.Is(err, context.DeadlineExceeded) {
