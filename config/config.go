@@ -140,8 +140,10 @@ type Route struct {
 	// Match selects the requests of this route.
 	Match Match `yaml:"match"`
 
-	// Upstream is where requests go: "http://host:port" or
-	// "unix:/path/to.sock". Required.
+	// Upstream is where requests go: "http://host:port",
+	// "unix:/path/to.sock", or "h2c://host:port" (HTTP/2 without TLS,
+	// for gRPC). Exactly one of upstream and upstreams is required.
+	// Default: "".
 	Upstream string `yaml:"upstream"`
 
 	// Streaming decides when responses are flushed to the client after
@@ -150,6 +152,38 @@ type Route struct {
 
 	// Timeouts override the top-level timeouts for this route.
 	Timeouts Timeouts `yaml:"timeouts"`
+
+	// Upstreams is a pool of backends, each written like upstream; requests
+	// are spread over the healthy ones by load_balancing. Exactly one of
+	// upstream and upstreams is required. Default: [].
+	Upstreams []string `yaml:"upstreams"`
+
+	// LoadBalancing picks a backend of the pool for each request:
+	// round_robin, least_conn (fewest open exchanges, so long streams do
+	// not pile up on one backend), random_two (the less busy of two picked
+	// at random), ip_hash (same client address, same backend) or cookie
+	// (sticky sessions: the first response sets a cookie naming the
+	// backend). Default: round_robin.
+	LoadBalancing LoadBalancing `yaml:"load_balancing"`
+
+	// Health holds the active and passive health checks of the backends.
+	Health Health `yaml:"health"`
+
+	// Retry says when a failed request is tried again on another backend.
+	Retry Retry `yaml:"retry"`
+
+	// Compress compresses responses for clients that accept it.
+	Compress Compress `yaml:"compress"`
+
+	// MaxRequestBody caps the size of a request body; a larger one is
+	// answered 413. 0 = no limit. Default: 0.
+	MaxRequestBody Size `yaml:"max_request_body"`
+
+	// Upgrades lists the protocols a client may switch to on this route,
+	// over HTTP/1.1 (Upgrade header) or HTTP/2 (extended CONNECT, RFC
+	// 8441). Only websocket is supported; [] allows none.
+	// Default: [websocket].
+	Upgrades []string `yaml:"upgrades"`
 }
 
 // Match selects requests by host and path prefix.

@@ -81,7 +81,7 @@ func TestErrors(t *testing.T) {
 		`bad.yaml:8:19: timeouts.idle: "10" is not a duration`,
 		`bad.yaml:10:10: log.level: "loud" is not one of debug, info, warn, error`,
 		`bad.yaml:13:20: routes[0].match.host: "a*.example.com": a wildcard may only be a whole first label`,
-		`bad.yaml:14:15: routes[0].upstream: "ftp://x": the scheme must be http:// or unix:`,
+		`bad.yaml:14:15: routes[0].upstream: "ftp://x": the scheme must be http://, h2c:// or unix:`,
 		`bad.yaml:15:11: routes[1].name: "a" is already the name of routes[0]`,
 		`bad.yaml:16:15: routes[1].upstream: "http://127.0.0.1:8000/app": an upstream is only scheme://host:port`,
 		`bad.yaml:17:16: routes[1].streaming: "sometimes" is not one of auto, always, never`,
@@ -144,11 +144,12 @@ func TestSizes(t *testing.T) {
 
 func TestUpstreams(t *testing.T) {
 	for in, want := range map[string]Upstream{
-		"http://127.0.0.1:8000":     {"tcp", "127.0.0.1:8000"},
-		"http://app.internal":       {"tcp", "app.internal:80"},
-		"http://[::1]:9000/":        {"tcp", "[::1]:9000"},
-		"unix:/run/gunicorn.sock":   {"unix", "/run/gunicorn.sock"},
-		"unix:///run/gunicorn.sock": {"unix", "/run/gunicorn.sock"},
+		"http://127.0.0.1:8000":     {Network: "tcp", Address: "127.0.0.1:8000"},
+		"http://app.internal":       {Network: "tcp", Address: "app.internal:80"},
+		"http://[::1]:9000/":        {Network: "tcp", Address: "[::1]:9000"},
+		"unix:/run/gunicorn.sock":   {Network: "unix", Address: "/run/gunicorn.sock"},
+		"unix:///run/gunicorn.sock": {Network: "unix", Address: "/run/gunicorn.sock"},
+		"h2c://127.0.0.1:50051":     {Network: "tcp", Address: "127.0.0.1:50051", H2C: true},
 	} {
 		got, err := ParseUpstream(in)
 		if err != nil || got != want {

@@ -116,6 +116,7 @@ func (c *Config) setDefaults() {
 		inherit(&r.Timeouts.ResponseHeader, c.Timeouts.ResponseHeader)
 		inherit(&r.Timeouts.Idle, c.Timeouts.Idle)
 		inherit(&r.Timeouts.Total, c.Timeouts.Total)
+		r.setPoolDefaults()
 	}
 }
 
@@ -227,11 +228,7 @@ func (c *Config) validate(file string) ErrorList {
 		} else {
 			matches[k] = r.Name
 		}
-		if r.Upstream == "" {
-			bad(path+".upstream", "an upstream is required (http://host:port or unix:/path/to.sock)")
-		} else if _, err := ParseUpstream(r.Upstream); err != nil {
-			bad(path+".upstream", "%v", err)
-		}
+		c.validatePool(path, r, bad)
 	}
 	return errs
 }
@@ -305,17 +302,23 @@ type Upstream struct {
 	Network string
 	// Address is host:port for tcp, the socket path for unix.
 	Address string
+	// H2C is set for "h2c://" upstreams: HTTP/2 with prior knowledge,
+	// without TLS (gRPC servers).
+	H2C bool
 }
 
 func (u Upstream) String() string {
-	if u.Network == "unix" {
+	switch {
+	case u.Network == "unix":
 		return "unix:" + u.Address
+	case u.H2C:
+		return "h2c://" + u.Address
 	}
 	return "http://" + u.Address
 }
 
 // ParseUpstream parses an upstream address: "http://host:port" (port 80
-// when left out) or "unix:/path/to.sock".
+// when left out), "h2c://host:port" or "unix:/path/to.sock".
 func ParseUpstream(s string) (Upstream, error) {
 	u, err := url.Parse(s)
 	if err != nil {
@@ -331,7 +334,7 @@ func ParseUpstream(s string) (Upstream, error) {
 			return Upstream{}, fmt.Errorf("%q: the socket path must be absolute, as in unix:/run/gunicorn.sock", s)
 		}
 		return Upstream{Network: "unix", Address: p}, nil
-	case "http":
+	case "http", "h2c":
 		if u.Host == "" {
 			return Upstream{}, fmt.Errorf("%q has no host", s)
 		}
@@ -345,7 +348,7 @@ func ParseUpstream(s string) (Upstream, error) {
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 			return Upstream{}, fmt.Errorf("%q: port %q is not a number from 1 to 65535", s, port)
 		}
-		return Upstream{Network: "tcp", Address: net.JoinHostPort(host, port)}, nil
+		return Upstream{Network: "tcp", Address: net.JoinHostPort(host, port), H2C: u.Scheme == "h2c"}, nil
 	}
-	return Upstream{}, fmt.Errorf("%q: the scheme must be http:// or unix:", s)
+	return Upstream{}, fmt.Errorf("%q: the scheme must be http://, h2c:// or unix:", s)
 }

@@ -6,6 +6,7 @@ package integration
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -298,4 +299,18 @@ func writeFile(t *testing.T, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// h2ClientFrom is an HTTP/2 client whose connections come from the
+// loopback address local (any of 127.0.0.0/8).
+func (p *sluiceProc) h2ClientFrom(local string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 5 * time.Second}
+	tr := &http2.Transport{
+		TLSClientConfig: p.tlsConfig(),
+		DialTLSContext: func(ctx context.Context, network, addr string, cfg *tls.Config) (net.Conn, error) {
+			return (&tls.Dialer{NetDialer: d, Config: cfg}).DialContext(ctx, network, addr)
+		},
+	}
+	p.t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
 }

@@ -343,7 +343,7 @@ func TestCLI(t *testing.T) {
 		bad + `:2:10: listen.https: "nope" is not host:port`,
 		bad + `:6:23: routes[0].timeouts.idle: "forever" is not a duration`,
 		bad + `:7:11: routes[1].name: "a" is already the name of routes[0]`,
-		bad + `:8:15: routes[1].upstream: "ftp://x": the scheme must be http:// or unix:`,
+		bad + `:8:15: routes[1].upstream: "ftp://x": the scheme must be http://, h2c:// or unix:`,
 	} {
 		mustContain(t, out, want)
 	}

@@ -13,6 +13,7 @@ type accessInfo struct {
 	bytesOut int64
 	ttfb     time.Duration
 	reason   closeReason
+	upstream string // the backend that answered (the last one tried)
 }
 
 // logAccess writes the exchange's one access-log line. Exchanges that did
@@ -21,9 +22,9 @@ func (t *table) logAccess(r *http.Request, rt *route, start time.Time, info acce
 	if t.access == nil {
 		return
 	}
-	routeName, upstreamAddr := "", ""
+	routeName, upstreamAddr := "", info.upstream
 	if rt != nil {
-		routeName, upstreamAddr = rt.name, rt.upstream.addr.String()
+		routeName = rt.name
 	}
 	fields := []zap.Field{
 		zap.String("route", routeName),

@@ -22,7 +22,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		t.logAccess(r, nil, start, accessInfo{status: http.StatusNotFound, reason: reasonDone})
 		return
 	}
-	if r.Method == http.MethodConnect {
+	if r.Method == http.MethodConnect && !rt.upgradeAllowed(extendedProtocol(r)) {
 		http.Error(w, "405 CONNECT is not proxied", http.StatusMethodNotAllowed)
 		t.logAccess(r, rt, start, accessInfo{status: http.StatusMethodNotAllowed, reason: reasonDone})
 		return
@@ -48,68 +48,128 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) forward(ex *exchange, w http.ResponseWriter, r *http.Request, t *table, info *accessInfo) bool {
 	rt := ex.rt
 	upgrade := upgradeType(r.Header)
-	if upgrade != "" && (upgrade != "websocket" || r.ProtoMajor != 1) {
-		// Only WebSocket over HTTP/1.1 is tunnelled; "h2c" and any other
-		// upgrade are dropped and the request forwarded as a plain one.
+	if upgrade != "" && (!rt.upgradeAllowed(upgrade) || r.ProtoMajor != 1) {
+		// Only the route's upgrades (WebSocket) over HTTP/1.1 are
+		// tunnelled; "h2c" and any other upgrade are dropped and the
+		// request forwarded as a plain one.
 		upgrade = ""
+	}
+	// ServeHTTP lets CONNECT through only as an allowed RFC 8441 upgrade.
+	extended := r.Method == http.MethodConnect
+	if extended {
+		upgrade = extendedProtocol(r)
+	}
+	if rt.maxBody > 0 && r.ContentLength > rt.maxBody {
+		info.status, info.reason = http.StatusRequestEntityTooLarge, reasonDone
+		writeError(w, r, info.status)
+		return true
 	}
 
 	out := r.Clone(ex.ctx)
 	out.RequestURI = ""
 	out.URL.Scheme = "http"
-	out.URL.Host = rt.upstream.urlHost
 	out.Close = false
 	// Trailers arrive in r.Trailer when the body ends; sharing the map
 	// lets the transport send them on.
 	out.Trailer = r.Trailer
 	prepareRequestHeader(out.Header, r, upgrade, t.trusted)
-	var body *requestBody
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+	var (
+		body  *requestBody
+		sb    *sendBody
+		limit *limitedBody
+		wsKey string
+	)
+	if extended {
+		wsKey = prepareExtendedConnect(out)
+		ex.requestBodyDone.Store(true)
+	} else if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		// Issue 16036: a nil Body lets the transport retry a request that
 		// failed on a reused connection before anything was sent.
 		out.Body = nil
 		ex.requestBodyDone.Store(true)
 	} else {
-		body = &requestBody{ReadCloser: r.Body, ex: ex}
-		out.Body = body
+		var src io.ReadCloser = r.Body
+		if rt.maxBody > 0 {
+			limit = &limitedBody{ReadCloser: r.Body, left: rt.maxBody}
+			src = limit
+		}
+		body = &requestBody{ReadCloser: src, ex: ex}
+		sb = &sendBody{rc: body}
+		out.Body = sb
 	}
 
-	res, err := rt.upstream.transport.RoundTrip(out)
+	res, b, setCookie, err := p.send(ex, r, out, sb)
+	if b != nil {
+		// least_conn counts the exchange open until it ends, tunnels
+		// and streams included.
+		defer b.active.Add(-1)
+		info.upstream = b.up.addr.String()
+	}
 	ex.headersIn.Store(true)
 	ex.touch()
 	if err != nil {
-		info.reason = p.classify(ex, r, body, err)
-		info.status = statusFor(info.reason)
+		switch {
+		case limit != nil && limit.exceeded.Load():
+			info.reason, info.status = reasonDone, http.StatusRequestEntityTooLarge
+		case errors.Is(err, errNoBackend):
+			// Every backend is down: say so at once, no connect timeout.
+			info.reason, info.status = reasonUpstreamError, http.StatusServiceUnavailable
+		default:
+			info.reason = p.classify(ex, r, body, err)
+			info.status = statusFor(info.reason)
+		}
 		if info.reason != reasonClientGone {
-			p.log.Debug("upstream request failed", zap.String("route", rt.name), zap.String("upstream", rt.upstream.addr.String()), zap.Error(err))
-			http.Error(w, statusText(info.status), info.status)
+			p.log.Debug("upstream request failed", zap.String("route", rt.name), zap.String("upstream", info.upstream), zap.Error(err))
+			writeError(w, r, info.status)
 		}
 		return true
 	}
 	info.status = res.StatusCode
 
 	if res.StatusCode == http.StatusSwitchingProtocols {
+		if extended {
+			return p.tunnelH2(ex, w, r, res, wsKey, info)
+		}
 		return p.tunnel(ex, w, r, res, upgrade, info)
 	}
 
 	announced := len(res.Trailer)
 	copyResponseHeader(w.Header(), res)
+	if setCookie != "" {
+		w.Header().Add("Set-Cookie", setCookie)
+	}
 	stream := shouldStream(rt.streaming, res)
+	cw := rt.compress.start(w.Header(), r, res, w)
 	w.WriteHeader(res.StatusCode)
 	ex.markHeadersOut()
 	info.ttfb = time.Since(ex.start)
 	flusher, _ := w.(http.Flusher)
 	if stream && flusher != nil {
 		// Headers go out now, so an event-stream client sees the
-		// response open before the first event.
-		flusher.Flush()
+		// response open before the first event. A gRPC trailers-only
+		// answer must stay one HEADERS frame, so it is not flushed.
+		if !grpcTrailersOnly(res) {
+			flusher.Flush()
+		}
 	} else {
 		flusher = nil
 	}
 
-	n, err := copyBody(ex, w, res.Body, flusher)
+	var dst io.Writer = w
+	if cw != nil {
+		dst = cw
+		if flusher != nil {
+			flusher = cw
+		}
+	}
+	n, err := copyBody(ex, dst, res.Body, flusher)
 	info.bytesOut = n
 	res.Body.Close()
+	if cw != nil {
+		if ferr := cw.finish(err == nil); err == nil && ferr != nil {
+			err = errClientWrite{ferr}
+		}
+	}
 	if err != nil {
 		info.reason = p.classify(ex, r, body, err)
 		return false

@@ -6,6 +6,7 @@ package proxy
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,7 @@ type Proxy struct {
 
 	mu        sync.Mutex
 	upstreams map[string]*upstream // keyed by address; kept across updates
+	pools     []*pool              // of the current table: their health checks run
 
 	stopCtx context.Context // cancelled by Abort: every exchange ends
 	abort   context.CancelFunc
@@ -41,11 +43,25 @@ type table struct {
 type route struct {
 	name           string
 	host, path     string
-	upstream       *upstream
+	pool           *pool
 	streaming      config.Streaming
 	responseHeader time.Duration
 	idle           time.Duration
 	total          time.Duration
+	retryTries     int
+	retryWithin    time.Duration
+	compress       *compressRule // nil: off
+	maxBody        int64         // 0: no limit
+	upgrades       []string      // allowed, lowercased
+}
+
+func (rt *route) upgradeAllowed(proto string) bool {
+	for _, u := range rt.upgrades {
+		if u == proto {
+			return true
+		}
+	}
+	return false
 }
 
 // New builds a Proxy for cfg. log receives lifecycle and error lines;
@@ -63,33 +79,63 @@ func (p *Proxy) Update(cfg *config.Config) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	routes := make([]*route, 0, len(cfg.Routes))
-	for _, rc := range cfg.Routes {
-		// Validated by config.Load; an error here is a bug.
-		addr, err := config.ParseUpstream(rc.Upstream)
-		if err != nil {
-			panic("proxy: unvalidated upstream: " + err.Error())
+	var pools []*pool
+	for i := range cfg.Routes {
+		rc := &cfg.Routes[i]
+		var ups []*upstream
+		for _, s := range rc.Backends() {
+			// Validated by config.Load; an error here is a bug.
+			addr, err := config.ParseUpstream(s)
+			if err != nil {
+				panic("proxy: unvalidated upstream: " + err.Error())
+			}
+			up, ok := p.upstreams[addr.String()]
+			if !ok {
+				up = newUpstream(addr)
+				p.upstreams[addr.String()] = up
+			}
+			ups = append(ups, up)
 		}
-		up, ok := p.upstreams[addr.String()]
-		if !ok {
-			up = newUpstream(addr)
-			p.upstreams[addr.String()] = up
-		}
-		routes = append(routes, &route{
+		pl := newPool(rc, ups, p.log)
+		pools = append(pools, pl)
+		rt := &route{
 			name:           rc.Name,
 			host:           rc.Match.Host,
 			path:           rc.Match.Path,
-			upstream:       up,
+			pool:           pl,
 			streaming:      rc.Streaming,
 			responseHeader: rc.Timeouts.ResponseHeader.D(),
 			idle:           rc.Timeouts.Idle.D(),
 			total:          rc.Timeouts.Total.D(),
-		})
+			retryTries:     rc.Retry.Tries,
+			retryWithin:    rc.Retry.Within.D(),
+			maxBody:        int64(rc.MaxRequestBody),
+		}
+		if len(rc.Compress.Types) > 0 {
+			rt.compress = &compressRule{minLength: int64(rc.Compress.MinLength)}
+			for _, t := range rc.Compress.Types {
+				rt.compress.types = append(rt.compress.types, strings.ToLower(t))
+			}
+		}
+		for _, u := range rc.Upgrades {
+			rt.upgrades = append(rt.upgrades, strings.ToLower(u))
+		}
+		routes = append(routes, rt)
 	}
 	t := &table{router: newRouter(routes), trusted: cfg.Server.TrustedPrefixes()}
 	if cfg.Log.Access {
 		t.access = p.log.Named("access")
 	}
 	p.table.Store(t)
+	// Exchanges of the old table may still report passive failures to
+	// its pools; only their active checks end.
+	for _, pl := range p.pools {
+		pl.stop()
+	}
+	p.pools = pools
+	for _, pl := range pools {
+		pl.startChecks()
+	}
 }
 
 // Abort ends every open exchange now, with close_reason shutdown. It is
@@ -101,6 +147,9 @@ func (p *Proxy) Close() {
 	p.abort()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for _, pl := range p.pools {
+		pl.stop()
+	}
 	for _, u := range p.upstreams {
 		u.close()
 	}

@@ -39,7 +39,12 @@ func newUpstream(addr config.Upstream) *upstream {
 	}
 	u.transport = &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return d.DialContext(ctx, network, address)
+			c, err := d.DialContext(ctx, network, address)
+			if err != nil {
+				// Typed so a retry can tell that nothing was sent.
+				return nil, &dialError{err}
+			}
+			return c, nil
 		},
 		MaxIdleConns:           0, // bounded per backend below
 		MaxIdleConnsPerHost:    maxIdleConnsPerBackend,
@@ -50,6 +55,9 @@ func newUpstream(addr config.Upstream) *upstream {
 		DisableCompression: true,
 		// Upstreams speak HTTP/1.1; a non-nil empty map turns HTTP/2 off.
 		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
+	}
+	if addr.H2C {
+		useH2C(u.transport)
 	}
 	return u
 }
