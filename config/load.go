@@ -54,6 +54,10 @@ func Load(path string) (*Config, error) {
 		c.Cert = relativeTo(dir, c.Cert)
 		c.Key = relativeTo(dir, c.Key)
 	}
+	if a := cfg.TLS.ACME; a != nil {
+		a.CARoot = relativeTo(dir, a.CARoot)
+		a.Storage = relativeTo(dir, a.Storage)
+	}
 	return cfg, nil
 }
 
@@ -117,6 +121,7 @@ func (c *Config) setDefaults() {
 		inherit(&r.Timeouts.Idle, c.Timeouts.Idle)
 		inherit(&r.Timeouts.Total, c.Timeouts.Total)
 	}
+	c.setACMEDefaults()
 }
 
 func inherit(dst **Duration, from *Duration) {
@@ -233,6 +238,7 @@ func (c *Config) validate(file string) ErrorList {
 			bad(path+".upstream", "%v", err)
 		}
 	}
+	errs = append(errs, c.validateACME(file)...)
 	return errs
 }
 
