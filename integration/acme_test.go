@@ -121,6 +121,19 @@ func TestACMEHTTP01(t *testing.T) {
 		t.Fatal("pebble did not validate through http-01")
 	}
 	p.servedChallenge("http-01")
+
+	// Everything else on the plain listener is still redirected.
+	noFollow := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/some/page?q=1", pb.httpPort), nil)
+	req.Host = "web.sluice.test"
+	res, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if want := fmt.Sprintf("https://web.sluice.test:%d/some/page?q=1", cfg.httpsPort); res.StatusCode != 308 || res.Header.Get("Location") != want {
+		t.Fatalf("plain request: %s to %q, want 308 to %q", res.Status, res.Header.Get("Location"), want)
+	}
 	if n := pb.issued(); n != 1 {
 		t.Fatalf("pebble issued %d certificates, want 1", n)
 	}
