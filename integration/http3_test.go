@@ -205,3 +205,24 @@ func TestAltSvcAdvertisesHTTP3(t *testing.T) {
 		t.Fatalf("Alt-Svc %q without listen.http3", got)
 	}
 }
+
+func TestHTTP3StreamDrainsOnShutdown(t *testing.T) {
+	up := upstream(t, pausingUpstream([]time.Duration{time.Second}, nil))
+	p := startSluiceHTTP3(t, "server: { shutdown_timeout: 10s }\nroutes:\n"+route("app", "/", up))
+	res, err := p.h3Client().Get(p.url("/drain"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if _, err := res.Body.Read(make([]byte, 64)); err != nil {
+		t.Fatal(err)
+	}
+	p.signal(15)
+	body, err, _ := readAllTimed(res.Body)
+	if err != nil || !strings.Contains(body, "data: 1") {
+		t.Fatalf("open HTTP/3 stream cut by a graceful stop: %v, rest %q", err, body)
+	}
+	if code := p.waitExit(10 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+}
