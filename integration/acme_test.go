@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go/http3"
 	"golang.org/x/net/http2"
 )
 
@@ -21,6 +22,7 @@ type acmeSluice struct {
 	extra               string // more lines under tls.acme
 	hosts               []string
 	upstream            string
+	http3               bool
 }
 
 func (a acmeSluice) config(pb *pebble) string {
@@ -31,6 +33,7 @@ func (a acmeSluice) config(pb *pebble) string {
 	s := fmt.Sprintf(`listen:
   https: "127.0.0.1:%d"
   http: %s
+  http3: %t
 admin: ""
 tls:
   acme:
@@ -41,7 +44,7 @@ tls:
 %s
 log: { level: debug, format: json }
 routes:
-`, a.httpsPort, plain, pb.dir, pb.caRoot, a.storage, a.extra)
+`, a.httpsPort, plain, a.http3, pb.dir, pb.caRoot, a.storage, a.extra)
 	for i, h := range a.hosts {
 		s += fmt.Sprintf("  - name: r%d\n    match: { host: %s, path: / }\n    upstream: %s\n", i, h, a.upstream)
 	}
@@ -144,6 +147,7 @@ func TestACMETLSALPN01(t *testing.T) {
 	// listen.http is off, so TLS-ALPN-01 on listen.https is the only way.
 	cfg := acmeSluice{
 		httpsPort: pb.tlsPort, storage: t.TempDir(), hosts: []string{"alpn.sluice.test"}, upstream: helloUpstream(t),
+		http3: true,
 	}
 	p := startSluiceConfig(t, cfg.config(pb), newTestCert(t))
 	p.waitCertificate("alpn.sluice.test", 30*time.Second)
@@ -152,6 +156,21 @@ func TestACMETLSALPN01(t *testing.T) {
 		t.Fatal("pebble validated through http-01, want tls-alpn-01 only")
 	}
 	p.servedChallenge("tls-alpn-01")
+
+	// HTTP/3 serves the same ACME certificate.
+	h3 := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: pb.roots(), ServerName: "alpn.sluice.test"}}
+	defer h3.Close()
+	req, _ := http.NewRequest("GET", p.url("/h3"), nil)
+	req.Host = "alpn.sluice.test"
+	res, err := (&http.Client{Transport: h3, Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("HTTP/3 with the ACME certificate: %v", err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.ProtoMajor != 3 || !strings.Contains(string(body), "hello alpn.sluice.test") {
+		t.Fatalf("HTTP/3: %s %q", res.Proto, body)
+	}
 	if n := pb.issued(); n != 1 {
 		t.Fatalf("pebble issued %d certificates, want 1", n)
 	}
@@ -202,6 +221,19 @@ func TestACMESharedStorageIssuesOnce(t *testing.T) {
 	if n, m := pb.orders(), pb.issued(); n != 1 || m != 1 {
 		t.Fatalf("pebble saw %d orders and issued %d certificates for two instances, want 1 and 1", n, m)
 	}
+	obtained := 0
+	for _, p := range []*sluiceProc{pa, pbb} {
+		p.mu.Lock()
+		for _, l := range p.lines {
+			if l["msg"] == "certificate obtained" {
+				obtained++
+			}
+		}
+		p.mu.Unlock()
+	}
+	if obtained != 1 {
+		t.Fatalf("%d instances logged obtaining the certificate, want 1 (the other loads it from storage)", obtained)
+	}
 }
 
 func TestACMERefusedNameIsLoggedOthersServed(t *testing.T) {
@@ -220,6 +252,48 @@ func TestACMERefusedNameIsLoggedOthersServed(t *testing.T) {
 	if e, _ := line["error"].(string); !strings.Contains(e, "rejectedIdentifier") && !strings.Contains(e, "blocked") {
 		t.Fatalf("failure line does not say why: %v", line)
 	}
+	t.Logf("failure logged: %s: %v", line["msg"], line["error"])
 	p.waitCertificate("fine.sluice.test", 30*time.Second)
 	checkServes(t, p, pb, "fine.sluice.test")
+}
+
+func TestACMEOnDemandAsks(t *testing.T) {
+	pb := startPebble(t)
+	asked := make(chan string, 10)
+	ask := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d := r.URL.Query().Get("domain")
+		asked <- d
+		if d != "demand.sluice.test" {
+			http.Error(w, "not ours", http.StatusForbidden)
+		}
+	}))
+	cfg := acmeSluice{
+		httpsPort: pb.tlsPort, httpPort: pb.httpPort, storage: t.TempDir(), upstream: helloUpstream(t),
+		extra: fmt.Sprintf("    on_demand: { ask: %q }", ask+"/allow"),
+	}
+	// One route for any host: no names are known in advance.
+	p := startSluiceConfig(t, cfg.config(pb)+route("any", "/", cfg.upstream), newTestCert(t))
+	if n := pb.orders(); n != 0 {
+		t.Fatalf("%d orders before any handshake", n)
+	}
+	checkServes(t, p, pb, "demand.sluice.test")
+	if n := pb.issued(); n != 1 {
+		t.Fatalf("pebble issued %d certificates, want 1", n)
+	}
+
+	tr := &http2.Transport{TLSClientConfig: &tls.Config{RootCAs: pb.roots(), ServerName: "other.sluice.test"}}
+	defer tr.CloseIdleConnections()
+	if _, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get(p.url("/")); err == nil {
+		t.Fatal("a name the ask URL refuses got a certificate")
+	}
+	if n := pb.orders(); n != 1 {
+		t.Fatalf("pebble saw %d orders, want 1: the refused name was ordered", n)
+	}
+	got := map[string]bool{}
+	for len(asked) > 0 {
+		got[<-asked] = true
+	}
+	if !got["demand.sluice.test"] || !got["other.sluice.test"] {
+		t.Fatalf("ask URL was asked about %v, want both names", got)
+	}
 }
