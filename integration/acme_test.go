@@ -102,7 +102,7 @@ func helloUpstream(t *testing.T) string {
 func checkServes(t *testing.T, p *sluiceProc, pb *pebble, name string) {
 	t.Helper()
 	res, body := p.getAs(t, name, pb.roots())
-	if res.StatusCode != 200 || res.ProtoMajor != 2 || !strings.Contains(body, "hello "+name) {
+	if res.StatusCode != 200 || res.ProtoMajor != 2 || !strings.Contains(body, "hello "+name+" over https") {
 		t.Fatalf("got %s %s %q", res.Proto, res.Status, body)
 	}
 	leaf := res.TLS.PeerCertificates[0]
@@ -168,7 +168,7 @@ func TestACMETLSALPN01(t *testing.T) {
 	}
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if res.ProtoMajor != 3 || !strings.Contains(string(body), "hello alpn.sluice.test") {
+	if res.ProtoMajor != 3 || !strings.Contains(string(body), "hello alpn.sluice.test over https") {
 		t.Fatalf("HTTP/3: %s %q", res.Proto, body)
 	}
 	if n := pb.issued(); n != 1 {

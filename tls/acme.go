@@ -68,16 +68,9 @@ func NewACME(a *config.ACME, listen config.Listen, files []stdtls.Certificate, l
 		return nil, &ACMEError{Key: "tls.acme.storage", Err: fmt.Errorf("creating %s: %w", storage, err)}
 	}
 
-	var roots *x509.CertPool
-	if a.CARoot != "" {
-		pem, err := os.ReadFile(a.CARoot)
-		if err != nil {
-			return nil, &ACMEError{Key: "tls.acme.ca_root", Err: err}
-		}
-		roots = x509.NewCertPool()
-		if !roots.AppendCertsFromPEM(pem) {
-			return nil, &ACMEError{Key: "tls.acme.ca_root", Err: fmt.Errorf("%s holds no PEM certificate", a.CARoot)}
-		}
+	roots, err := loadRoots(a)
+	if err != nil {
+		return nil, err
 	}
 
 	cmLog := log.Named("certmagic")
@@ -256,4 +249,30 @@ func splitPort(addr string) (host string, port int) {
 	}
 	n, _ := strconv.Atoi(p)
 	return h, n
+}
+
+// CheckACME checks what tls.acme names outside the config file (the
+// ca_root file), without creating anything.
+func CheckACME(a *config.ACME) error {
+	if a == nil {
+		return nil
+	}
+	_, err := loadRoots(a)
+	return err
+}
+
+// loadRoots reads tls.acme.ca_root; nil means the system's roots.
+func loadRoots(a *config.ACME) (*x509.CertPool, error) {
+	if a.CARoot == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(a.CARoot)
+	if err != nil {
+		return nil, &ACMEError{Key: "tls.acme.ca_root", Err: err}
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, &ACMEError{Key: "tls.acme.ca_root", Err: fmt.Errorf("%s holds no PEM certificate", a.CARoot)}
+	}
+	return roots, nil
 }

@@ -35,6 +35,10 @@ func validate(path string, stdout, stderr io.Writer) int {
 			return exitConfig
 		}
 	}
+	if err := sluicetls.CheckACME(cfg.TLS.ACME); err != nil {
+		printConfigError(stderr, acmeError(cfg, path, err))
+		return exitConfig
+	}
 	fmt.Fprintf(stdout, "%s: ok: %d route(s); https on %s%s\n", path, len(cfg.Routes), cfg.Listen.HTTPS, plainSummary(cfg))
 	return exitOK
 }
