@@ -56,7 +56,8 @@ type ACME struct {
 	// Names are the host names to get certificates for. Wildcards need a
 	// DNS provider. Default: every exact match.host of the routes (IP
 	// addresses and wildcard hosts are left out; a wildcard route host is
-	// an error unless names is set or a DNS provider is configured).
+	// an error unless names is set, on_demand is on (each name gets its
+	// own certificate) or a DNS provider is configured).
 	Names []string `yaml:"names"`
 
 	// Challenges are the ACME challenge types offered: "http-01"
@@ -183,10 +184,12 @@ func (c *Config) validateACME(file string) ErrorList {
 	}
 
 	if a.defaultNames {
-		if a.DNSProvider == "" {
+		// With on-demand, each name under a wildcard host gets its own
+		// certificate at its first handshake: no DNS-01 needed.
+		if a.DNSProvider == "" && a.OnDemand == nil {
 			for i, r := range c.Routes {
 				if strings.HasPrefix(r.Match.Host, "*.") {
-					bad(fmt.Sprintf("routes[%d].match.host", i), "%q: a wildcard certificate needs the DNS-01 challenge and tls.acme has no dns_provider; list the names to manage in tls.acme.names, or serve this host from tls.certificates and list the other names", r.Match.Host)
+					bad(fmt.Sprintf("routes[%d].match.host", i), "%q: a wildcard certificate needs the DNS-01 challenge and tls.acme has no dns_provider: list the names to manage in tls.acme.names (serving this host from tls.certificates), or turn on tls.acme.on_demand", r.Match.Host)
 				}
 			}
 		}

@@ -64,6 +64,7 @@ func TestACMEErrors(t *testing.T) {
 		{name: "wildcard route host without dns provider", acme: "{}", extraRoutes: wildcard,
 			want: []string{"routes[5].match.host: \"*.example.com\": a wildcard certificate needs the DNS-01 challenge"}},
 		{name: "wildcard route host with explicit names is fine", acme: "{ names: [example.com] }", extraRoutes: wildcard},
+		{name: "wildcard route host with on-demand is fine", acme: "{ on_demand: { ask: \"http://127.0.0.1:9/ok\" } }", extraRoutes: wildcard},
 		{name: "wildcard name", acme: "{ names: [\"*.example.com\"] }",
 			want: []string{"tls.acme.names[0]: \"*.example.com\": a wildcard certificate needs the DNS-01 challenge"}},
 		{name: "unknown dns provider", acme: "{ dns_provider: route53 }",
