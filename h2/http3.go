@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -36,6 +37,10 @@ const (
 type http3Server struct {
 	srv  *http3.Server
 	conn net.PacketConn
+
+	drainOnce sync.Once
+	drained   chan struct{} // closed when the graceful shutdown is over
+	drainErr  error
 }
 
 func newHTTP3(o Options) *http3Server {
@@ -93,11 +98,27 @@ func (s *Server) serveHTTP3() {
 }
 
 // shutdownHTTP3 sends GOAWAY and waits for open streams until ctx ends.
+// Unlike http3.Server.Shutdown it does not close the connections when ctx
+// ends: as over HTTP/2 the proxy first ends the open exchanges itself
+// (close_reason shutdown), then Close closes what is left.
 func (s *Server) shutdownHTTP3(ctx context.Context) error {
-	if s.h3 == nil {
+	h := s.h3
+	if h == nil {
 		return nil
 	}
-	return s.h3.srv.Shutdown(ctx)
+	h.drainOnce.Do(func() {
+		h.drained = make(chan struct{})
+		go func() {
+			h.drainErr = h.srv.Shutdown(context.Background())
+			close(h.drained)
+		}()
+	})
+	select {
+	case <-h.drained:
+		return h.drainErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (s *Server) closeHTTP3() {

@@ -226,3 +226,32 @@ func TestHTTP3StreamDrainsOnShutdown(t *testing.T) {
 		t.Fatalf("exit code %d", code)
 	}
 }
+
+func TestHTTP3ShutdownTimeoutEndsStreams(t *testing.T) {
+	gone := make(chan time.Time, 1)
+	up := upstream(t, pausingUpstream([]time.Duration{30 * time.Second}, gone))
+	p := startSluiceHTTP3(t, "server: { shutdown_timeout: 1s }\nroutes:\n"+route("app", "/", up))
+	res, err := p.h3Client().Get(p.url("/stuck"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if _, err := res.Body.Read(make([]byte, 64)); err != nil {
+		t.Fatal(err)
+	}
+	p.signal(15)
+	if body, err, _ := readAllTimed(res.Body); err == nil {
+		t.Fatalf("stream still open past shutdown_timeout ended cleanly: %q", body)
+	}
+	select {
+	case <-gone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("upstream exchange still open after the shutdown")
+	}
+	if l := p.accessLine("/stuck", 5*time.Second); l["close_reason"] != "shutdown" {
+		t.Fatalf("close_reason %v, want shutdown", l["close_reason"])
+	}
+	if code := p.waitExit(10 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+}
