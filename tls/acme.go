@@ -102,9 +102,6 @@ func NewACME(a *config.ACME, listen config.Listen, files []stdtls.Certificate, l
 		TrustedRoots:            roots,
 		Logger:                  cmLog,
 	}
-	if a.CA == "" && a.Staging {
-		issuer.TestCA = config.LetsEncryptStaging
-	}
 	if host, port := splitPort(listen.HTTPS); port != 0 {
 		issuer.ListenHost, issuer.AltTLSALPNPort = host, port
 	}
