@@ -44,8 +44,14 @@ type Listen struct {
 	HTTPS string `yaml:"https"`
 
 	// HTTP is the plain-text address that redirects every request to
-	// https with 308 Permanent Redirect. "" turns it off. Default: ":8080".
+	// https with 308 Permanent Redirect and answers ACME HTTP-01
+	// challenges. "" turns it off. Default: ":8080".
 	HTTP string `yaml:"http"`
+
+	// HTTP3 serves HTTP/3 (QUIC) on the UDP port of the https address,
+	// with the same certificates, and advertises it to HTTP/1.1 and
+	// HTTP/2 clients with Alt-Svc. Default: false.
+	HTTP3 bool `yaml:"http3"`
 }
 
 // Server holds connection-level limits that apply to all routes.
@@ -89,6 +95,11 @@ type TLS struct {
 	// made at start. Relative paths are relative to the config file.
 	// Default: [].
 	Certificates []Certificate `yaml:"certificates"`
+
+	// ACME turns on automatic certificates from an ACME CA (Let's Encrypt
+	// by default) for the exact host names of the routes. Certificates
+	// from files win for the names they cover. Default: off.
+	ACME *ACME `yaml:"acme"`
 }
 
 // Certificate is one PEM certificate chain and its private key.

@@ -74,7 +74,7 @@ func TestErrors(t *testing.T) {
 		t.Fatalf("want an ErrorList, got %v", err)
 	}
 	want := []string{
-		`bad.yaml:3:3: listen.htps: unknown key (allowed here: https, http)`,
+		`bad.yaml:3:3: listen.htps: unknown key (allowed here: https, http, http3)`,
 		`bad.yaml:5:17: server.idle_timeout: "5 minutes" is not a duration`,
 		`bad.yaml:6:21: server.max_header_bytes: "12 bytes" is not a size`,
 		`bad.yaml:7:21: server.trusted_proxies[0]: "10.0.0.0/33" is not an IP address or CIDR`,

@@ -54,6 +54,10 @@ func Load(path string) (*Config, error) {
 		c.Cert = relativeTo(dir, c.Cert)
 		c.Key = relativeTo(dir, c.Key)
 	}
+	if a := cfg.TLS.ACME; a != nil {
+		a.CARoot = relativeTo(dir, a.CARoot)
+		a.Storage = relativeTo(dir, a.Storage)
+	}
 	return cfg, nil
 }
 
@@ -118,6 +122,7 @@ func (c *Config) setDefaults() {
 		inherit(&r.Timeouts.Total, c.Timeouts.Total)
 		r.setPoolDefaults()
 	}
+	c.setACMEDefaults()
 }
 
 func inherit(dst **Duration, from *Duration) {
@@ -230,6 +235,7 @@ func (c *Config) validate(file string) ErrorList {
 		}
 		c.validatePool(path, r, bad)
 	}
+	errs = append(errs, c.validateACME(file)...)
 	return errs
 }
 

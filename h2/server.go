@@ -49,6 +49,9 @@ type Options struct {
 	TLS     *tls.Config
 	Handler http.Handler
 	Log     *zap.Logger
+	// ACMEHTTP, when set, wraps the plain listener's redirect so that it
+	// answers ACME HTTP-01 challenges first.
+	ACMEHTTP func(http.Handler) http.Handler
 }
 
 // Server owns the listeners and the http.Servers behind them.
@@ -59,6 +62,7 @@ type Server struct {
 	httpsLn   net.Listener
 	plainLn   net.Listener
 	httpsPort string
+	h3        *http3Server // nil unless listen.http3
 	wg        sync.WaitGroup
 }
 
@@ -94,9 +98,16 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("configuring HTTP/2: %w", err)
 	}
 
+	if o.Listen.HTTP3 {
+		s.h3 = newHTTP3(o)
+	}
 	if o.Listen.HTTP != "" {
+		var plain http.Handler = http.HandlerFunc(s.redirect)
+		if o.ACMEHTTP != nil {
+			plain = o.ACMEHTTP(plain)
+		}
 		s.plain = &http.Server{
-			Handler:           http.HandlerFunc(s.redirect),
+			Handler:           plain,
 			ReadHeaderTimeout: plainTimeout,
 			ReadTimeout:       plainTimeout,
 			WriteTimeout:      plainTimeout,
@@ -116,10 +127,19 @@ func (s *Server) Listen(o config.Listen) error {
 		return fmt.Errorf("listening on %s (listen.https): %w", o.HTTPS, err)
 	}
 	s.httpsLn = ln
+	if s.h3 != nil {
+		if err := s.h3.listen(ln.Addr().String()); err != nil {
+			ln.Close()
+			return err
+		}
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		s.https.Handler = altSvc(s.https.Handler, port)
+	}
 	if s.plain != nil {
 		pl, err := net.Listen("tcp", o.HTTP)
 		if err != nil {
 			ln.Close()
+			s.closeHTTP3()
 			return fmt.Errorf("listening on %s (listen.http): %w", o.HTTP, err)
 		}
 		s.plainLn = pl
@@ -149,6 +169,7 @@ func (s *Server) Serve() {
 	if s.plain != nil {
 		s.serve(s.plain, s.plainLn, "http", (*http.Server).Serve)
 	}
+	s.serveHTTP3()
 }
 
 func (s *Server) serve(srv *http.Server, ln net.Listener, name string, serve func(*http.Server, net.Listener) error) {
@@ -170,9 +191,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.plain != nil {
 		plainErr = s.plain.Shutdown(ctx)
 	}
+	h3Err := make(chan error, 1)
+	go func() { h3Err <- s.shutdownHTTP3(ctx) }()
 	err := s.https.Shutdown(ctx)
 	if err == nil {
 		err = plainErr
+	}
+	if e := <-h3Err; err == nil {
+		err = e
 	}
 	return err
 }
@@ -183,6 +209,7 @@ func (s *Server) Close() {
 	if s.plain != nil {
 		s.plain.Close()
 	}
+	s.closeHTTP3()
 	s.wg.Wait()
 }
 

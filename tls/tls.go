@@ -39,8 +39,9 @@ var LocalhostNames = []string{"localhost", "127.0.0.1", "::1"}
 // and logged as such.
 func NewConfig(certs []config.Certificate, log *zap.Logger) (*stdtls.Config, error) {
 	tc := &stdtls.Config{
-		MinVersion: stdtls.VersionTLS12,
-		NextProtos: []string{"h2", "http/1.1"},
+		MinVersion:   stdtls.VersionTLS12,
+		CipherSuites: modernCipherSuites,
+		NextProtos:   []string{"h2", "http/1.1"},
 	}
 	for i, c := range certs {
 		pair, err := stdtls.LoadX509KeyPair(c.Cert, c.Key)

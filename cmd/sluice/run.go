@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"reflect"
 	"slices"
 	"syscall"
 	"time"
@@ -33,6 +34,10 @@ func validate(path string, stdout, stderr io.Writer) int {
 			printConfigError(stderr, certError(cfg, path, err))
 			return exitConfig
 		}
+	}
+	if err := sluicetls.CheckACME(cfg.TLS.ACME); err != nil {
+		printConfigError(stderr, acmeError(cfg, path, err))
+		return exitConfig
 	}
 	fmt.Fprintf(stdout, "%s: ok: %d route(s); https on %s%s\n", path, len(cfg.Routes), cfg.Listen.HTTPS, plainSummary(cfg))
 	return exitOK
@@ -74,13 +79,13 @@ func serve(cfg *config.Config, path string, ready func(log *zap.Logger, httpsAdd
 	}
 	defer log.Sync()
 
-	tlsConfig, err := sluicetls.NewConfig(cfg.TLS.Certificates, log.Named("tls"))
+	tlsConfig, acme, err := setupTLS(cfg, log.Named("tls"))
 	if err != nil {
-		printConfigError(stderr, certError(cfg, path, err))
+		printConfigError(stderr, acmeError(cfg, path, err))
 		return exitConfig
 	}
 	p := proxy.New(cfg, log.Named("proxy"))
-	srv, err := h2.New(h2.Options{Listen: cfg.Listen, Limits: cfg.Server, TLS: tlsConfig, Handler: p, Log: log.Named("h2")})
+	srv, err := h2.New(h2.Options{Listen: cfg.Listen, Limits: cfg.Server, TLS: tlsConfig, Handler: p, Log: log.Named("h2"), ACMEHTTP: acmeHTTP(acme)})
 	if err != nil {
 		log.Error("setting up listeners", zap.Error(err))
 		return exitConfig
@@ -95,6 +100,8 @@ func serve(cfg *config.Config, path string, ready func(log *zap.Logger, httpsAdd
 	defer signal.Stop(signals)
 
 	srv.Serve()
+	stopACME := startACME(acme, log.Named("tls"))
+	defer stopACME()
 	httpsAddr, _ := srv.Addrs()
 	log.Info("sluice started", zap.String("version", getVersion()), zap.String("config", path), zap.Int("routes", len(cfg.Routes)))
 	ready(log, httpsAddr)
@@ -155,7 +162,8 @@ func needsRestart(a, b *config.Config) bool {
 	return a.Listen != b.Listen || a.Admin != b.Admin ||
 		as.ReadHeaderTimeout != bs.ReadHeaderTimeout || as.IdleTimeout != bs.IdleTimeout ||
 		as.MaxHeaderBytes != bs.MaxHeaderBytes || as.MaxConcurrentStreams != bs.MaxConcurrentStreams ||
-		!slices.Equal(a.TLS.Certificates, b.TLS.Certificates) || a.Log.Format != b.Log.Format
+		!slices.Equal(a.TLS.Certificates, b.TLS.Certificates) || !reflect.DeepEqual(a.TLS.ACME, b.TLS.ACME) ||
+		a.Log.Format != b.Log.Format
 }
 
 func runDemo(listen string, stdout, stderr io.Writer) int {
