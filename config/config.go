@@ -34,6 +34,11 @@ type Config struct {
 	// required.
 	Routes []Route `yaml:"routes"`
 
+	// PIDFile is an absolute path where sluice writes its process id at
+	// start (and removes it at exit), for `sluice reload` when the admin
+	// listener is off. Not needed under systemd. "" = none. Default: "".
+	PIDFile string `yaml:"pid_file"`
+
 	positions positions
 }
 

@@ -7,12 +7,12 @@ package h2
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -40,6 +40,9 @@ const (
 
 	// The plain listener only redirects and answers ACME: strict limits.
 	plainTimeout = 10 * time.Second
+	// The admin listener answers scrapes and probes: short limits.
+	adminWriteTimeout = 30 * time.Second
+	adminIdleTimeout  = 60 * time.Second
 )
 
 // Options configure a Server.
@@ -49,23 +52,35 @@ type Options struct {
 	TLS     *tls.Config
 	Handler http.Handler
 	Log     *zap.Logger
+
+	// AdminAddr is the admin listener's address, served by AdminHandler;
+	// "" turns it off.
+	AdminAddr    string
+	AdminHandler http.Handler
+	// Activated holds the sockets systemd passed; nil when none.
+	Activated *Activation
 }
 
-// Server owns the listeners and the http.Servers behind them.
+// Server owns the listeners and the http.Servers behind them. Each
+// listener (https, http, admin) is a slot whose address can change on
+// reload without touching the others (listeners.go).
 type Server struct {
 	log       *zap.Logger
 	https     *http.Server
 	plain     *http.Server
-	httpsLn   net.Listener
-	plainLn   net.Listener
-	httpsPort string
+	admin     *http.Server
+	act       *Activation
+	mu        sync.Mutex // guards slots' listeners during Serve, Prepare and Commit
+	slots     []*slot
+	httpsPort atomic.Pointer[string]
+	serving   atomic.Bool
 	wg        sync.WaitGroup
 }
 
 // New configures the servers; Listen binds them.
 func New(o Options) (*Server, error) {
 	l := o.Limits
-	s := &Server{log: o.Log}
+	s := &Server{log: o.Log, act: o.Activated}
 	s.https = &http.Server{
 		Handler:           o.Handler,
 		TLSConfig:         o.TLS,
@@ -94,82 +109,44 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("configuring HTTP/2: %w", err)
 	}
 
-	if o.Listen.HTTP != "" {
-		s.plain = &http.Server{
-			Handler:           http.HandlerFunc(s.redirect),
+	// The plain server exists even when listen.http is off, so that a
+	// reload can turn it on.
+	s.plain = &http.Server{
+		Handler:           http.HandlerFunc(s.redirect),
+		ReadHeaderTimeout: plainTimeout,
+		ReadTimeout:       plainTimeout,
+		WriteTimeout:      plainTimeout,
+		IdleTimeout:       plainTimeout,
+		MaxHeaderBytes:    int(l.MaxHeaderBytes),
+		ErrorLog:          s.https.ErrorLog,
+	}
+	s.slots = []*slot{
+		{name: NameHTTPS, key: "listen.https", srv: s.https, tls: true},
+		{name: NameHTTP, key: "listen.http", srv: s.plain},
+	}
+	if o.AdminHandler != nil {
+		s.admin = &http.Server{
+			Handler:           o.AdminHandler,
 			ReadHeaderTimeout: plainTimeout,
 			ReadTimeout:       plainTimeout,
-			WriteTimeout:      plainTimeout,
-			IdleTimeout:       plainTimeout,
+			WriteTimeout:      adminWriteTimeout,
+			IdleTimeout:       adminIdleTimeout,
 			MaxHeaderBytes:    int(l.MaxHeaderBytes),
 			ErrorLog:          s.https.ErrorLog,
 		}
+		s.slots = append(s.slots, &slot{name: NameAdmin, key: "admin", srv: s.admin, addr: o.AdminAddr})
 	}
 	return s, nil
-}
-
-// Listen binds every configured address, so that a port in use is
-// reported before anything is served.
-func (s *Server) Listen(o config.Listen) error {
-	ln, err := net.Listen("tcp", o.HTTPS)
-	if err != nil {
-		return fmt.Errorf("listening on %s (listen.https): %w", o.HTTPS, err)
-	}
-	s.httpsLn = ln
-	if s.plain != nil {
-		pl, err := net.Listen("tcp", o.HTTP)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("listening on %s (listen.http): %w", o.HTTP, err)
-		}
-		s.plainLn = pl
-		// With ":0" the redirect must name the port actually bound.
-		_, s.httpsPort, _ = net.SplitHostPort(ln.Addr().String())
-	}
-	return nil
-}
-
-// Addrs returns the bound https and http addresses ("" when off).
-func (s *Server) Addrs() (https, plain string) {
-	if s.httpsLn != nil {
-		https = s.httpsLn.Addr().String()
-	}
-	if s.plainLn != nil {
-		plain = s.plainLn.Addr().String()
-	}
-	return https, plain
-}
-
-// Serve starts serving on the bound listeners and returns at once.
-// Errors after start are logged.
-func (s *Server) Serve() {
-	s.serve(s.https, s.httpsLn, "https", func(srv *http.Server, ln net.Listener) error {
-		return srv.ServeTLS(ln, "", "")
-	})
-	if s.plain != nil {
-		s.serve(s.plain, s.plainLn, "http", (*http.Server).Serve)
-	}
-}
-
-func (s *Server) serve(srv *http.Server, ln net.Listener, name string, serve func(*http.Server, net.Listener) error) {
-	s.log.Info("listening", zap.String("listener", name), zap.String("addr", ln.Addr().String()))
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := serve(srv, ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("listener failed", zap.String("listener", name), zap.Error(err))
-		}
-	}()
 }
 
 // Shutdown stops accepting, sends HTTP/2 GOAWAY, closes idle connections
 // and waits for open exchanges until ctx ends. It returns ctx's error if
 // exchanges were still open then; the caller ends them and calls Close.
+// The admin listener stays up (metrics, /readyz answering 503) until
+// Close.
 func (s *Server) Shutdown(ctx context.Context) error {
-	var plainErr error
-	if s.plain != nil {
-		plainErr = s.plain.Shutdown(ctx)
-	}
+	s.serving.Store(false)
+	plainErr := s.plain.Shutdown(ctx)
 	err := s.https.Shutdown(ctx)
 	if err == nil {
 		err = plainErr
@@ -179,9 +156,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Close closes every listener and connection at once.
 func (s *Server) Close() {
+	s.serving.Store(false)
 	s.https.Close()
-	if s.plain != nil {
-		s.plain.Close()
+	s.plain.Close()
+	if s.admin != nil {
+		s.admin.Close()
 	}
 	s.wg.Wait()
 }
@@ -197,8 +176,8 @@ func (s *Server) redirect(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "400 bad host", http.StatusBadRequest)
 		return
 	}
-	if s.httpsPort != "443" {
-		host = net.JoinHostPort(host, s.httpsPort)
+	if httpsPort := *s.httpsPort.Load(); httpsPort != "443" {
+		host = net.JoinHostPort(host, httpsPort)
 	} else if strings.Contains(host, ":") {
 		host = "[" + host + "]"
 	}
