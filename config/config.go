@@ -13,8 +13,10 @@ type Config struct {
 	// Listen holds the addresses sluice accepts client connections on.
 	Listen Listen `yaml:"listen"`
 
-	// Admin is the address of the admin listener (/healthz, /metrics).
-	// "" turns it off. Default: "127.0.0.1:9180".
+	// Admin is the address of the admin listener: /healthz, /readyz,
+	// /metrics (Prometheus) and POST /reload. It has no authentication:
+	// keep it on loopback or a private network. "" turns it off.
+	// Default: "127.0.0.1:9180".
 	Admin string `yaml:"admin"`
 
 	// Server holds connection-level limits shared by every route.

@@ -179,14 +179,20 @@ type Change struct {
 
 // Prepare binds every address in o and admin that differs from the
 // running one, so that a reload that cannot listen is refused before it
-// changes anything. Listeners whose address is unchanged are kept as
-// they are.
+// changes anything. Listeners whose address is unchanged (or already
+// bound: "127.0.0.1:0" written as the port it got) are kept as they are.
 func (s *Server) Prepare(o config.Listen, admin string) (*Change, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := &Change{s: s, addrs: s.wanted(o, admin), lns: make([]*trackedListener, len(s.slots)), moved: make([]bool, len(s.slots))}
 	for i, sl := range s.slots {
 		if c.addrs[i] == sl.addr {
+			continue
+		}
+		if sl.ln != nil && sameAddr(c.addrs[i], sl.ln.Addr()) {
+			// Written differently, the same address: say ":0" became
+			// the port it was given. Keep the listener.
+			sl.addr = c.addrs[i]
 			continue
 		}
 		c.moved[i] = true

@@ -75,6 +75,10 @@ func serve(cfg *config.Config, path string, ready func(log *zap.Logger, httpsAdd
 		return exitConfig
 	}
 	defer log.Sync()
+	// Caught from the start: SIGHUP's default action would kill sluice.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(signals)
 	notify := service.NewNotifier(log.Named("systemd"))
 	sockets, err := h2.Activated()
 	if err != nil {
@@ -118,10 +122,6 @@ func serve(cfg *config.Config, path string, ready func(log *zap.Logger, httpsAdd
 		}
 		defer func() { service.RemovePIDFile(rl.cfg.PIDFile) }()
 	}
-
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(signals)
 
 	srv.Serve()
 	httpsAddr, _ := srv.Addrs()
