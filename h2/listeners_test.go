@@ -134,3 +134,31 @@ func TestPrepareCommitMovesOnlyChangedListeners(t *testing.T) {
 		t.Fatalf("plain moved on abort: %s -> %s", plain2, plain3)
 	}
 }
+
+func TestSetTLSSwapsCertificatesForNewConnections(t *testing.T) {
+	s := newTestServer(t, config.Listen{HTTPS: "127.0.0.1:0"}, "")
+	https, _ := s.Addrs()
+	leaf := func() string {
+		t.Helper()
+		c, err := tls.Dial("tcp", https, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		st := c.ConnectionState()
+		if st.NegotiatedProtocol != "h2" {
+			t.Fatalf("ALPN %q after SetTLS, want h2", st.NegotiatedProtocol)
+		}
+		return st.PeerCertificates[0].SerialNumber.String()
+	}
+	before := leaf()
+	tc, err := sluicetls.NewConfig(nil, zap.NewNop()) // a new self-signed certificate
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetTLS(tc)
+	after := leaf()
+	if after == before || after != tc.Certificates[0].Leaf.SerialNumber.String() {
+		t.Fatalf("serial %s before, %s after SetTLS, want %s", before, after, tc.Certificates[0].Leaf.SerialNumber)
+	}
+}

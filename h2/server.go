@@ -73,6 +73,7 @@ type Server struct {
 	mu        sync.Mutex // guards slots' listeners during Serve, Prepare and Commit
 	slots     []*slot
 	httpsPort atomic.Pointer[string]
+	tlsConfig atomic.Pointer[tls.Config]
 	serving   atomic.Bool
 	wg        sync.WaitGroup
 }
@@ -83,7 +84,7 @@ func New(o Options) (*Server, error) {
 	s := &Server{log: o.Log, act: o.Activated}
 	s.https = &http.Server{
 		Handler:           o.Handler,
-		TLSConfig:         o.TLS,
+		TLSConfig:         s.dynamicTLS(o.TLS), // certificates swapped on reload (tlsreload.go)
 		ReadHeaderTimeout: l.ReadHeaderTimeout.D(),
 		IdleTimeout:       l.IdleTimeout.D(),
 		MaxHeaderBytes:    int(l.MaxHeaderBytes),

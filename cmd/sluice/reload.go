@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +18,7 @@ import (
 	"github.com/sluiceproxy/sluice/metrics"
 	"github.com/sluiceproxy/sluice/proxy"
 	"github.com/sluiceproxy/sluice/service"
+	sluicetls "github.com/sluiceproxy/sluice/tls"
 )
 
 // reloader applies a new config file to the running parts. Reloads run
@@ -65,7 +66,16 @@ func (rl *reloader) apply() error {
 		return err
 	}
 	if needsRestart(rl.cfg, cfg) {
-		rl.log.Warn("reload: server limits, tls and log.format take effect only after a restart; listeners, routes, timeouts and log level are applied now")
+		rl.log.Warn("reload: server limits and log.format take effect only after a restart; listeners, certificates, routes, timeouts and log level are applied now")
+	}
+	// Certificate files are read again even when their names did not
+	// change: a renewed certificate is picked up by a reload. With none
+	// configured, the self-signed certificate stays.
+	var tc *tls.Config
+	if len(cfg.TLS.Certificates) > 0 || len(rl.cfg.TLS.Certificates) > 0 {
+		if tc, err = sluicetls.NewConfig(cfg.TLS.Certificates, rl.log.Named("tls")); err != nil {
+			return certError(cfg, rl.path, err)
+		}
 	}
 	change, err := rl.srv.Prepare(cfg.Listen, cfg.Admin)
 	if err != nil {
@@ -73,6 +83,10 @@ func (rl *reloader) apply() error {
 	}
 	rl.proxy.Update(cfg)
 	change.Commit()
+	if tc != nil {
+		rl.srv.SetTLS(tc)
+		rl.metrics.SetCertificates(tc.Certificates)
+	}
 	_ = rl.level.UnmarshalText([]byte(cfg.Log.Level)) // validated by Load
 	if cfg.PIDFile != rl.cfg.PIDFile {
 		if rl.cfg.PIDFile != "" {
@@ -134,7 +148,7 @@ func needsRestart(a, b *config.Config) bool {
 	as, bs := a.Server, b.Server
 	return as.ReadHeaderTimeout != bs.ReadHeaderTimeout || as.IdleTimeout != bs.IdleTimeout ||
 		as.MaxHeaderBytes != bs.MaxHeaderBytes || as.MaxConcurrentStreams != bs.MaxConcurrentStreams ||
-		!slices.Equal(a.TLS.Certificates, b.TLS.Certificates) || a.Log.Format != b.Log.Format
+		a.Log.Format != b.Log.Format
 }
 
 // reloadCommand is `sluice reload`: it checks the config file, then asks
