@@ -79,6 +79,10 @@ func TestReloadKeepsStreams(t *testing.T) {
 		}
 		p.rewriteConfig(next.yaml(cert))
 		p.signal(syscall.SIGHUP)
+		if i != 7 {
+			// The event goes out while the reload runs.
+			go func(i int) { eventsA <- i }(i)
+		}
 		results++
 		outcome := p.waitNth(results, 10*time.Second, "config reloaded", "reload refused: the running config stays")
 		if next.bad {
@@ -97,8 +101,8 @@ func TestReloadKeepsStreams(t *testing.T) {
 			// Longer than the new idle timeout: the open stream keeps
 			// the 1m it started with.
 			time.Sleep(700 * time.Millisecond)
+			eventsA <- i
 		}
-		eventsA <- i
 		if ev := readEvent(t, br, 5*time.Second); ev.id != fmt.Sprint(i) || ev.data != fmt.Sprintf("a %d", i) {
 			t.Fatalf("after reload %d: event %+v, want id %d from a", i, ev, i)
 		}
