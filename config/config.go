@@ -13,8 +13,10 @@ type Config struct {
 	// Listen holds the addresses sluice accepts client connections on.
 	Listen Listen `yaml:"listen"`
 
-	// Admin is the address of the admin listener (/healthz, /metrics).
-	// "" turns it off. Default: "127.0.0.1:9180".
+	// Admin is the address of the admin listener: /healthz, /readyz,
+	// /metrics (Prometheus) and POST /reload. It has no authentication:
+	// keep it on loopback or a private network. "" turns it off.
+	// Default: "127.0.0.1:9180".
 	Admin string `yaml:"admin"`
 
 	// Server holds connection-level limits shared by every route.
@@ -33,6 +35,11 @@ type Config struct {
 	// Routes map a host and a path prefix to an upstream. At least one is
 	// required.
 	Routes []Route `yaml:"routes"`
+
+	// PIDFile is an absolute path where sluice writes its process id at
+	// start (and removes it at exit), for `sluice reload` when the admin
+	// listener is off. Not needed under systemd. "" = none. Default: "".
+	PIDFile string `yaml:"pid_file"`
 
 	positions positions
 }

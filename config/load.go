@@ -156,6 +156,10 @@ func (c *Config) validate(file string) ErrorList {
 		}
 	}
 
+	if c.PIDFile != "" && !filepath.IsAbs(c.PIDFile) {
+		bad("pid_file", "%q must be an absolute path", c.PIDFile)
+	}
+
 	s := &c.Server
 	if s.ReadHeaderTimeout <= 0 {
 		bad("server.read_header_timeout", "must be above zero: without it a client can hold a connection open forever")

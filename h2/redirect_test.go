@@ -18,7 +18,8 @@ func TestRedirect(t *testing.T) {
 		{"443", "evil.com/@x", "/", "", 400},
 		{"443", "", "/", "", 400},
 	} {
-		s := &Server{httpsPort: c.port}
+		s := &Server{}
+		s.httpsPort.Store(&c.port)
 		r := httptest.NewRequest("GET", "http://placeholder"+c.uri, nil)
 		r.Host = c.host
 		w := httptest.NewRecorder()

@@ -7,12 +7,12 @@ package h2
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -40,6 +40,9 @@ const (
 
 	// The plain listener only redirects and answers ACME: strict limits.
 	plainTimeout = 10 * time.Second
+	// The admin listener answers scrapes and probes: short limits.
+	adminWriteTimeout = 30 * time.Second
+	adminIdleTimeout  = 60 * time.Second
 )
 
 // Options configure a Server.
@@ -52,16 +55,29 @@ type Options struct {
 	// ACMEHTTP, when set, wraps the plain listener's redirect so that it
 	// answers ACME HTTP-01 challenges first.
 	ACMEHTTP func(http.Handler) http.Handler
+
+	// AdminAddr is the admin listener's address, served by AdminHandler;
+	// "" turns it off.
+	AdminAddr    string
+	AdminHandler http.Handler
+	// Activated holds the sockets systemd passed; nil when none.
+	Activated *Activation
 }
 
-// Server owns the listeners and the http.Servers behind them.
+// Server owns the listeners and the http.Servers behind them. Each
+// listener (https, http, admin) is a slot whose address can change on
+// reload without touching the others (listeners.go).
 type Server struct {
 	log       *zap.Logger
 	https     *http.Server
 	plain     *http.Server
-	httpsLn   net.Listener
-	plainLn   net.Listener
-	httpsPort string
+	admin     *http.Server
+	act       *Activation
+	mu        sync.Mutex // guards slots' listeners during Serve, Prepare and Commit
+	slots     []*slot
+	httpsPort atomic.Pointer[string]
+	tlsConfig atomic.Pointer[tls.Config]
+	serving   atomic.Bool
 	h3        *http3Server // nil unless listen.http3
 	wg        sync.WaitGroup
 }
@@ -69,10 +85,10 @@ type Server struct {
 // New configures the servers; Listen binds them.
 func New(o Options) (*Server, error) {
 	l := o.Limits
-	s := &Server{log: o.Log}
+	s := &Server{log: o.Log, act: o.Activated}
 	s.https = &http.Server{
 		Handler:           o.Handler,
-		TLSConfig:         o.TLS,
+		TLSConfig:         s.dynamicTLS(o.TLS), // certificates swapped on reload (tlsreload.go)
 		ReadHeaderTimeout: l.ReadHeaderTimeout.D(),
 		IdleTimeout:       l.IdleTimeout.D(),
 		MaxHeaderBytes:    int(l.MaxHeaderBytes),
@@ -98,101 +114,55 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("configuring HTTP/2: %w", err)
 	}
 
-	if o.Listen.HTTP3 {
-		s.h3 = newHTTP3(o)
+	// The plain server exists even when listen.http is off, so that a
+	// reload can turn it on.
+	var plain http.Handler = http.HandlerFunc(s.redirect)
+	if o.ACMEHTTP != nil {
+		plain = o.ACMEHTTP(plain)
 	}
-	if o.Listen.HTTP != "" {
-		var plain http.Handler = http.HandlerFunc(s.redirect)
-		if o.ACMEHTTP != nil {
-			plain = o.ACMEHTTP(plain)
-		}
-		s.plain = &http.Server{
-			Handler:           plain,
+	s.plain = &http.Server{
+		Handler:           plain,
+		ReadHeaderTimeout: plainTimeout,
+		ReadTimeout:       plainTimeout,
+		WriteTimeout:      plainTimeout,
+		IdleTimeout:       plainTimeout,
+		MaxHeaderBytes:    int(l.MaxHeaderBytes),
+		ErrorLog:          s.https.ErrorLog,
+	}
+	s.slots = []*slot{
+		{name: NameHTTPS, key: "listen.https", srv: s.https, tls: true},
+		{name: NameHTTP, key: "listen.http", srv: s.plain},
+	}
+	if o.AdminHandler != nil {
+		s.admin = &http.Server{
+			Handler:           o.AdminHandler,
 			ReadHeaderTimeout: plainTimeout,
 			ReadTimeout:       plainTimeout,
-			WriteTimeout:      plainTimeout,
-			IdleTimeout:       plainTimeout,
+			WriteTimeout:      adminWriteTimeout,
+			IdleTimeout:       adminIdleTimeout,
 			MaxHeaderBytes:    int(l.MaxHeaderBytes),
 			ErrorLog:          s.https.ErrorLog,
 		}
+		s.slots = append(s.slots, &slot{name: NameAdmin, key: "admin", srv: s.admin, addr: o.AdminAddr})
+	}
+	if o.Listen.HTTP3 {
+		// HTTP/3 shares the certificates, reloads included.
+		o.TLS = s.https.TLSConfig
+		s.h3 = newHTTP3(o)
 	}
 	return s, nil
-}
-
-// Listen binds every configured address, so that a port in use is
-// reported before anything is served.
-func (s *Server) Listen(o config.Listen) error {
-	ln, err := net.Listen("tcp", o.HTTPS)
-	if err != nil {
-		return fmt.Errorf("listening on %s (listen.https): %w", o.HTTPS, err)
-	}
-	s.httpsLn = ln
-	if s.h3 != nil {
-		if err := s.h3.listen(ln.Addr().String()); err != nil {
-			ln.Close()
-			return err
-		}
-		_, port, _ := net.SplitHostPort(ln.Addr().String())
-		s.https.Handler = altSvc(s.https.Handler, port)
-	}
-	if s.plain != nil {
-		pl, err := net.Listen("tcp", o.HTTP)
-		if err != nil {
-			ln.Close()
-			s.closeHTTP3()
-			return fmt.Errorf("listening on %s (listen.http): %w", o.HTTP, err)
-		}
-		s.plainLn = pl
-		// With ":0" the redirect must name the port actually bound.
-		_, s.httpsPort, _ = net.SplitHostPort(ln.Addr().String())
-	}
-	return nil
-}
-
-// Addrs returns the bound https and http addresses ("" when off).
-func (s *Server) Addrs() (https, plain string) {
-	if s.httpsLn != nil {
-		https = s.httpsLn.Addr().String()
-	}
-	if s.plainLn != nil {
-		plain = s.plainLn.Addr().String()
-	}
-	return https, plain
-}
-
-// Serve starts serving on the bound listeners and returns at once.
-// Errors after start are logged.
-func (s *Server) Serve() {
-	s.serve(s.https, s.httpsLn, "https", func(srv *http.Server, ln net.Listener) error {
-		return srv.ServeTLS(ln, "", "")
-	})
-	if s.plain != nil {
-		s.serve(s.plain, s.plainLn, "http", (*http.Server).Serve)
-	}
-	s.serveHTTP3()
-}
-
-func (s *Server) serve(srv *http.Server, ln net.Listener, name string, serve func(*http.Server, net.Listener) error) {
-	s.log.Info("listening", zap.String("listener", name), zap.String("addr", ln.Addr().String()))
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := serve(srv, ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("listener failed", zap.String("listener", name), zap.Error(err))
-		}
-	}()
 }
 
 // Shutdown stops accepting, sends HTTP/2 GOAWAY, closes idle connections
 // and waits for open exchanges until ctx ends. It returns ctx's error if
 // exchanges were still open then; the caller ends them and calls Close.
+// The admin listener stays up (metrics, /readyz answering 503) until
+// Close.
 func (s *Server) Shutdown(ctx context.Context) error {
-	var plainErr error
-	if s.plain != nil {
-		plainErr = s.plain.Shutdown(ctx)
-	}
+	s.serving.Store(false)
 	h3Err := make(chan error, 1)
 	go func() { h3Err <- s.shutdownHTTP3(ctx) }()
+	plainErr := s.plain.Shutdown(ctx)
 	err := s.https.Shutdown(ctx)
 	if err == nil {
 		err = plainErr
@@ -205,9 +175,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Close closes every listener and connection at once.
 func (s *Server) Close() {
+	s.serving.Store(false)
 	s.https.Close()
-	if s.plain != nil {
-		s.plain.Close()
+	s.plain.Close()
+	if s.admin != nil {
+		s.admin.Close()
 	}
 	s.closeHTTP3()
 	s.wg.Wait()
@@ -224,8 +196,8 @@ func (s *Server) redirect(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "400 bad host", http.StatusBadRequest)
 		return
 	}
-	if s.httpsPort != "443" {
-		host = net.JoinHostPort(host, s.httpsPort)
+	if httpsPort := *s.httpsPort.Load(); httpsPort != "443" {
+		host = net.JoinHostPort(host, httpsPort)
 	} else if strings.Contains(host, ":") {
 		host = "[" + host + "]"
 	}

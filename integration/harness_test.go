@@ -98,6 +98,7 @@ type sluiceProc struct {
 	cmd     *exec.Cmd
 	cert    testCert
 	addr    string // bound https address
+	config  string // config file path
 	mu      sync.Mutex
 	lines   []map[string]any
 	raw     bytes.Buffer
@@ -132,12 +133,22 @@ func startSluice(t *testing.T, body string) *sluiceProc {
 
 func startSluiceConfig(t *testing.T, cfg string, cert testCert) *sluiceProc {
 	t.Helper()
+	return startSluiceCmd(t, cfg, cert, nil)
+}
+
+// startSluiceCmd is startSluiceConfig with setup run on the command
+// before it starts (environment, inherited files, a wrapper).
+func startSluiceCmd(t *testing.T, cfg string, cert testCert, setup func(*exec.Cmd)) *sluiceProc {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := &sluiceProc{t: t, cert: cert, newLine: make(chan struct{}, 1), exited: make(chan struct{})}
+	p := &sluiceProc{t: t, cert: cert, config: path, newLine: make(chan struct{}, 1), exited: make(chan struct{})}
 	p.cmd = exec.Command(sluiceBin, "run", "--config", path)
+	if setup != nil {
+		setup(p.cmd)
+	}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

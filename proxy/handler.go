@@ -17,14 +17,19 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	t := p.table.Load()
 	rt := t.router.match(r.Host, routingPath(r.URL.Path))
+	p.observeStart(rt)
 	if rt == nil {
 		http.Error(w, "404 no route for this host and path", http.StatusNotFound)
-		t.logAccess(r, nil, start, accessInfo{status: http.StatusNotFound, reason: reasonDone})
+		info := accessInfo{status: http.StatusNotFound, reason: reasonDone}
+		t.logAccess(r, nil, start, info)
+		p.observeEnd(nil, start, info)
 		return
 	}
 	if r.Method == http.MethodConnect && !rt.upgradeAllowed(extendedProtocol(r)) {
 		http.Error(w, "405 CONNECT is not proxied", http.StatusMethodNotAllowed)
-		t.logAccess(r, rt, start, accessInfo{status: http.StatusMethodNotAllowed, reason: reasonDone})
+		info := accessInfo{status: http.StatusMethodNotAllowed, reason: reasonDone}
+		t.logAccess(r, rt, start, info)
+		p.observeEnd(rt, start, info)
 		return
 	}
 
@@ -33,6 +38,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		ex.finish()
 		t.logAccess(r, rt, start, info)
+		p.observeEnd(rt, start, info)
 	}()
 	if p.forward(ex, w, r, t, &info) {
 		return
@@ -125,6 +131,7 @@ func (p *Proxy) forward(ex *exchange, w http.ResponseWriter, r *http.Request, t 
 		return true
 	}
 	info.status = res.StatusCode
+	p.observeHeaders(rt, time.Since(ex.start))
 
 	if res.StatusCode == http.StatusSwitchingProtocols {
 		if extended {

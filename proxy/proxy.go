@@ -30,6 +30,8 @@ type Proxy struct {
 
 	stopCtx context.Context // cancelled by Abort: every exchange ends
 	abort   context.CancelFunc
+
+	obs Observer // nil: none (observer.go)
 }
 
 // table is one config snapshot, compiled for serving.

@@ -2,6 +2,7 @@
 //
 //	sluice run      [--config config.yaml]   serve
 //	sluice validate [--config config.yaml]   check a config file
+//	sluice reload   [--config config.yaml]   make the running sluice reload it
 //	sluice demo     [--listen 127.0.0.1:8443] try it with a built-in app
 //	sluice version
 //
@@ -33,6 +34,8 @@ const usage = `sluice — a streaming-aware reverse proxy
 Usage:
   sluice run      [--config FILE]   serve with FILE (default config.yaml)
   sluice validate [--config FILE]   check FILE; print every error as FILE:LINE:COL: key: problem
+  sluice reload   [--config FILE]   check FILE, then make the running sluice reload it
+                                    (POST /reload on its admin address, else SIGHUP to pid_file)
   sluice demo     [--listen ADDR]   run sluice and a demo app (SSE clock, slow CSV) on ADDR
   sluice version                    print the version
 
@@ -62,6 +65,12 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		return validate(path, stdout, stderr)
+	case "reload":
+		path, ok := configFlag("reload", args, stderr)
+		if !ok {
+			return exitUsage
+		}
+		return reloadCommand(path, stdout, stderr)
 	case "demo":
 		fs := newFlagSet("demo", stderr)
 		listen := fs.String("listen", "127.0.0.1:8443", "address for sluice's https listener")

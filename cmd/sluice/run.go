@@ -8,17 +8,18 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"reflect"
-	"slices"
 	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/sluiceproxy/sluice/admin"
 	"github.com/sluiceproxy/sluice/config"
 	"github.com/sluiceproxy/sluice/demo"
 	"github.com/sluiceproxy/sluice/h2"
+	"github.com/sluiceproxy/sluice/metrics"
 	"github.com/sluiceproxy/sluice/proxy"
+	"github.com/sluiceproxy/sluice/service"
 	sluicetls "github.com/sluiceproxy/sluice/tls"
 )
 
@@ -78,45 +79,106 @@ func serve(cfg *config.Config, path string, ready func(log *zap.Logger, httpsAdd
 		return exitConfig
 	}
 	defer log.Sync()
+	// Caught from the start: SIGHUP's default action would kill sluice.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(signals)
+	notify := service.NewNotifier(log.Named("systemd"))
+	sockets, err := h2.Activated()
+	if err != nil {
+		log.Error("cannot use the sockets systemd passed", zap.Error(err))
+		return exitConfig
+	}
 
 	tlsConfig, acme, err := setupTLS(cfg, log.Named("tls"))
 	if err != nil {
 		printConfigError(stderr, acmeError(cfg, path, err))
 		return exitConfig
 	}
+	m := metrics.New()
+	m.SetCertificates(tlsConfig.Certificates)
 	p := proxy.New(cfg, log.Named("proxy"))
-	srv, err := h2.New(h2.Options{Listen: cfg.Listen, Limits: cfg.Server, TLS: tlsConfig, Handler: p, Log: log.Named("h2"), ACMEHTTP: acmeHTTP(acme)})
+	p.SetObserver(m)
+	rl := newReloader(cfg, path, p, m, level, notify, log)
+	rl.acme = acme
+	srv, err := h2.New(h2.Options{
+		Listen: cfg.Listen, Limits: cfg.Server, TLS: tlsConfig, Handler: p, Log: log.Named("h2"),
+		ACMEHTTP:  acmeHTTP(acme),
+		AdminAddr: cfg.Admin, AdminHandler: admin.Handler(admin.Options{
+			Gatherer: m.Registry(), Ready: rl.ready, Reload: rl.request, Log: log.Named("admin"),
+		}),
+		Activated: sockets,
+	})
 	if err != nil {
 		log.Error("setting up listeners", zap.Error(err))
 		return exitConfig
 	}
+	rl.srv = srv
 	if err := srv.Listen(cfg.Listen); err != nil {
 		log.Error("cannot listen", zap.Error(err))
 		return exitConfig
 	}
-
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(signals)
+	if unused := sockets.Unused(); len(unused) > 0 {
+		log.Warn("sockets passed by systemd match no listener: name them https, http or admin (FileDescriptorName=) or configure their addresses", zap.Strings("sockets", unused))
+	}
+	if cfg.PIDFile != "" {
+		if err := service.WritePIDFile(cfg.PIDFile); err != nil {
+			log.Error("cannot write the pid file", zap.Error(err))
+			return exitConfig
+		}
+		defer func() { service.RemovePIDFile(rl.cfg.PIDFile) }()
+	}
 
 	srv.Serve()
 	stopACME := startACME(acme, log.Named("tls"))
 	defer stopACME()
 	httpsAddr, _ := srv.Addrs()
 	log.Info("sluice started", zap.String("version", getVersion()), zap.String("config", path), zap.Int("routes", len(cfg.Routes)))
+	notify.Ready(rl.status())
+	if iv := notify.WatchdogInterval(); iv > 0 {
+		stop := watchdog(notify, iv)
+		defer stop()
+	}
 	ready(log, httpsAddr)
 
-	for sig := range signals {
-		if sig == syscall.SIGHUP {
-			cfg = reload(cfg, path, p, level, log)
-			continue
+	for stopping := false; !stopping; {
+		select {
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				_ = rl.reload()
+				continue
+			}
+			log.Info("stopping: draining open exchanges", zap.String("signal", sig.String()), zap.Duration("shutdown_timeout", rl.cfg.Server.ShutdownTimeout.D()))
+			stopping = true
+		case reply := <-rl.requests:
+			reply <- rl.reload()
 		}
-		log.Info("stopping: draining open exchanges", zap.String("signal", sig.String()), zap.Duration("shutdown_timeout", cfg.Server.ShutdownTimeout.D()))
-		break
 	}
-	shutdown(srv, p, cfg.Server.ShutdownTimeout.D(), log)
+	close(rl.stopping)
+	notify.Stopping(fmt.Sprintf("stopping: draining open exchanges for up to %s", rl.cfg.Server.ShutdownTimeout.D()))
+	shutdown(srv, p, rl.cfg.Server.ShutdownTimeout.D(), log)
 	log.Info("stopped")
 	return exitOK
+}
+
+// watchdog pings systemd every interval until stop is called; the pings
+// go on while draining, which may outlast WatchdogSec.
+func watchdog(n *service.Notifier, interval time.Duration) (stop func()) {
+	done := make(chan struct{})
+	n.Watchdog()
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				n.Watchdog()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // shutdown stops accepting, lets open exchanges finish for up to drain,
@@ -136,34 +198,6 @@ func shutdown(srv *h2.Server, p *proxy.Proxy, drain time.Duration, log *zap.Logg
 	}
 	srv.Close()
 	p.Close()
-}
-
-// reload loads the config file again and swaps in its routes, timeouts
-// and log level for new requests. A bad file changes nothing.
-func reload(old *config.Config, path string, p *proxy.Proxy, level zap.AtomicLevel, log *zap.Logger) *config.Config {
-	cfg, err := config.Load(path)
-	if err != nil {
-		log.Error("reload refused: config has errors; the running config stays", zap.String("config", path), zap.Error(err))
-		return old
-	}
-	if needsRestart(old, cfg) {
-		log.Warn("reload: listener, server and tls settings take effect only after a restart; routes, timeouts and log level are applied now")
-	}
-	p.Update(cfg)
-	_ = level.UnmarshalText([]byte(cfg.Log.Level)) // validated by Load
-	log.Info("config reloaded", zap.String("config", path), zap.Int("routes", len(cfg.Routes)))
-	return cfg
-}
-
-// needsRestart reports whether b changes settings that the listeners took
-// at start.
-func needsRestart(a, b *config.Config) bool {
-	as, bs := a.Server, b.Server
-	return a.Listen != b.Listen || a.Admin != b.Admin ||
-		as.ReadHeaderTimeout != bs.ReadHeaderTimeout || as.IdleTimeout != bs.IdleTimeout ||
-		as.MaxHeaderBytes != bs.MaxHeaderBytes || as.MaxConcurrentStreams != bs.MaxConcurrentStreams ||
-		!slices.Equal(a.TLS.Certificates, b.TLS.Certificates) || !reflect.DeepEqual(a.TLS.ACME, b.TLS.ACME) ||
-		a.Log.Format != b.Log.Format
 }
 
 func runDemo(listen string, stdout, stderr io.Writer) int {
