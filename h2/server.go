@@ -32,8 +32,11 @@ const (
 	// FIN (a laptop lid closed mid-stream).
 	readIdleTimeout = 30 * time.Second
 	pingTimeout     = 15 * time.Second
-	// Frames up to 1 MiB may be read (the x/net default, set explicitly).
-	maxReadFrameSize = 1 << 20
+	// Frames up to 16 KiB may be read: the protocol's initial
+	// SETTINGS_MAX_FRAME_SIZE. Larger ones are a FRAME_SIZE_ERROR (h2spec
+	// 4.2/3, which assumes this value); the x/net default of 1 MiB would
+	// only make each client DATA frame bigger.
+	maxReadFrameSize = 16 << 10
 	// Per-stream and per-connection receive windows for request bodies.
 	maxUploadBufferPerStream = 1 << 20
 	maxUploadBufferPerConn   = 4 << 20
@@ -93,6 +96,7 @@ func New(o Options) (*Server, error) {
 	if err := http2.ConfigureServer(s.https, h2s); err != nil {
 		return nil, fmt.Errorf("configuring HTTP/2: %w", err)
 	}
+	s.https.TLSNextProto[http2.NextProtoTLS] = serveFiltered(h2s, uint32(2*l.MaxHeaderBytes+8192), o.Log)
 
 	if o.Listen.HTTP != "" {
 		s.plain = &http.Server{
