@@ -39,7 +39,7 @@ import (
 // the filter cannot parse is passed through from then on, for x/net to
 // refuse as it would have.
 type frameFilter struct {
-	*tls.Conn
+	tlsConn
 	br          *bufio.Reader
 	log         *zap.Logger
 	maxFrame    uint32
@@ -69,9 +69,16 @@ const (
 	maxSettingsPerFrame = 100 // x/net's limit; larger frames are passed as they are
 )
 
-func newFrameFilter(c *tls.Conn, maxFrame uint32, maxHeaderList uint32, log *zap.Logger) *frameFilter {
+// tlsConn is what x/net needs of the connection: it reads the TLS state
+// through ConnectionState.
+type tlsConn interface {
+	net.Conn
+	ConnectionState() tls.ConnectionState
+}
+
+func newFrameFilter(c tlsConn, maxFrame uint32, maxHeaderList uint32, log *zap.Logger) *frameFilter {
 	f := &frameFilter{
-		Conn:        c,
+		tlsConn:     c,
 		br:          bufio.NewReaderSize(c, 32<<10),
 		log:         log,
 		maxFrame:    maxFrame,
@@ -284,11 +291,7 @@ func grow(b []byte, n int) []byte {
 	return b[:n]
 }
 
-// compile-time check: x/net takes the TLS state from the wrapped conn.
-var _ interface {
-	net.Conn
-	ConnectionState() tls.ConnectionState
-} = (*frameFilter)(nil)
+var _ tlsConn = (*frameFilter)(nil)
 
 // serveFiltered replaces the TLSNextProto "h2" function that
 // http2.ConfigureServer installs, to put a frameFilter under x/net.
