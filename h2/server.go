@@ -63,12 +63,13 @@ type Server struct {
 	plainLn   net.Listener
 	httpsPort string
 	wg        sync.WaitGroup
+	limits    config.Server
 }
 
 // New configures the servers; Listen binds them.
 func New(o Options) (*Server, error) {
 	l := o.Limits
-	s := &Server{log: o.Log}
+	s := &Server{log: o.Log, limits: l}
 	s.https = &http.Server{
 		Handler:           o.Handler,
 		TLSConfig:         o.TLS,
@@ -119,7 +120,7 @@ func (s *Server) Listen(o config.Listen) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s (listen.https): %w", o.HTTPS, err)
 	}
-	s.httpsLn = ln
+	s.httpsLn = newLimitListener(ln, s.limits.MaxConnections, s.limits.MaxConnectionsPerIP, s.log)
 	if s.plain != nil {
 		pl, err := net.Listen("tcp", o.HTTP)
 		if err != nil {

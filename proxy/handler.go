@@ -17,6 +17,10 @@ import (
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	t := p.table.Load()
+	if why, ok := checkRequest(t.limits, r.ProtoMajor, r.Host, r.RequestURI, r.Header); !ok {
+		p.refuse(w, r, t, nil, start, why)
+		return
+	}
 	rt := t.router.match(r.Host, routingPath(r.URL.Path))
 	if rt == nil {
 		http.Error(w, "404 no route for this host and path", http.StatusNotFound)
@@ -55,6 +59,14 @@ func (p *Proxy) forward(ex *exchange, w http.ResponseWriter, r *http.Request, t 
 		upgrade = ""
 	}
 
+	if rt.maxBody > 0 && r.Body != nil && r.Body != http.NoBody {
+		if r.ContentLength > rt.maxBody {
+			*info = accessInfo{status: http.StatusRequestEntityTooLarge, reason: reasonRefused}
+			p.writeRefusal(w, r, rt, refusal{http.StatusRequestEntityTooLarge, "request body over the route's max_request_body"})
+			return true
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
+	}
 	out := r.Clone(ex.ctx)
 	out.RequestURI = ""
 	out.URL.Scheme = "http"
@@ -78,6 +90,13 @@ func (p *Proxy) forward(ex *exchange, w http.ResponseWriter, r *http.Request, t 
 	res, err := rt.upstream.transport.RoundTrip(out)
 	ex.headersIn.Store(true)
 	ex.touch()
+	if err != nil && body.tooLarge() {
+		// The body crossed max_request_body on its way up; the upstream
+		// exchange is cancelled with it.
+		info.status, info.reason = http.StatusRequestEntityTooLarge, reasonRefused
+		p.writeRefusal(w, r, rt, refusal{http.StatusRequestEntityTooLarge, "request body over the route's max_request_body"})
+		return true
+	}
 	if err != nil {
 		info.reason = p.classify(ex, r, body, err)
 		info.status = statusFor(info.reason)

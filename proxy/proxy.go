@@ -35,6 +35,7 @@ type table struct {
 	router  *router
 	trusted []netip.Prefix
 	access  *zap.Logger // nil when log.access is off
+	limits  requestLimits
 }
 
 // route is one compiled config route.
@@ -46,6 +47,7 @@ type route struct {
 	responseHeader time.Duration
 	idle           time.Duration
 	total          time.Duration
+	maxBody        int64 // 0 = no limit
 }
 
 // New builds a Proxy for cfg. log receives lifecycle and error lines;
@@ -83,9 +85,14 @@ func (p *Proxy) Update(cfg *config.Config) {
 			responseHeader: rc.Timeouts.ResponseHeader.D(),
 			idle:           rc.Timeouts.Idle.D(),
 			total:          rc.Timeouts.Total.D(),
+			maxBody:        int64(rc.MaxRequestBody),
 		})
 	}
-	t := &table{router: newRouter(routes), trusted: cfg.Server.TrustedPrefixes()}
+	t := &table{router: newRouter(routes), trusted: cfg.Server.TrustedPrefixes(), limits: requestLimits{
+		maxHeaderCount:   cfg.Server.MaxHeaderCount,
+		maxURILength:     int(cfg.Server.MaxURILength),
+		allowUnderscores: cfg.Server.AllowUnderscoresInHeaders,
+	}}
 	if cfg.Log.Access {
 		t.access = p.log.Named("access")
 	}
