@@ -2,12 +2,10 @@ package h2
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"encoding/binary"
 	"io"
 	"net"
-	"net/http"
 	"strings"
 
 	"go.uber.org/zap"
@@ -292,21 +290,3 @@ func grow(b []byte, n int) []byte {
 }
 
 var _ tlsConn = (*frameFilter)(nil)
-
-// serveFiltered replaces the TLSNextProto "h2" function that
-// http2.ConfigureServer installs, to put a frameFilter under x/net.
-func serveFiltered(h2s *http2.Server, maxHeaderString uint32, log *zap.Logger) func(*http.Server, *tls.Conn, http.Handler) {
-	return func(hs *http.Server, c *tls.Conn, h http.Handler) {
-		// net/http passes its per-connection base context through an
-		// unexported handler type with this method (as x/net does).
-		ctx := context.Background()
-		if bc, ok := h.(interface{ BaseContext() context.Context }); ok {
-			ctx = bc.BaseContext()
-		}
-		h2s.ServeConn(newFrameFilter(c, maxReadFrameSize, maxHeaderString, log), &http2.ServeConnOpts{
-			Context:    ctx,
-			Handler:    h,
-			BaseConfig: hs,
-		})
-	}
-}

@@ -97,7 +97,15 @@ func New(o Options) (*Server, error) {
 	if err := http2.ConfigureServer(s.https, h2s); err != nil {
 		return nil, fmt.Errorf("configuring HTTP/2: %w", err)
 	}
-	s.https.TLSNextProto[http2.NextProtoTLS] = serveFiltered(h2s, uint32(2*l.MaxHeaderBytes+8192), o.Log)
+	// TLS is terminated below net/http (clientConn): HTTP/2 reaches it as
+	// "unencrypted" HTTP/2 after ALPN h2, and goes to x/net through the
+	// frame filter.
+	s.https.Protocols = new(http.Protocols)
+	s.https.Protocols.SetHTTP1(true)
+	s.https.Protocols.SetUnencryptedHTTP2(true)
+	s.https.TLSNextProto[nextProtoUnencryptedHTTP2] = serveH2(h2s, uint32(2*l.MaxHeaderBytes+8192), o.Log)
+	s.https.ConnContext = connContext
+	s.https.Handler = withTLSState(o.Handler)
 
 	if o.Listen.HTTP != "" {
 		s.plain = &http.Server{
@@ -149,7 +157,7 @@ func (s *Server) Addrs() (https, plain string) {
 // Errors after start are logged.
 func (s *Server) Serve() {
 	s.serve(s.https, s.httpsLn, "https", func(srv *http.Server, ln net.Listener) error {
-		return srv.ServeTLS(ln, "", "")
+		return srv.Serve(&tlsListener{Listener: ln, config: srv.TLSConfig, maxHead: int(s.limits.MaxHeaderBytes) + 4096})
 	})
 	if s.plain != nil {
 		s.serve(s.plain, s.plainLn, "http", (*http.Server).Serve)

@@ -90,6 +90,15 @@ func (p *Proxy) forward(ex *exchange, w http.ResponseWriter, r *http.Request, t 
 	res, err := rt.upstream.transport.RoundTrip(out)
 	ex.headersIn.Store(true)
 	ex.touch()
+	if err != nil && r.ProtoMajor == 1 && body.malformed(r) {
+		// The client's chunked framing broke (net/http refused it as it
+		// read): the upstream got the head and the body up to there,
+		// then its exchange is cancelled; it never sees a complete
+		// request. The client connection closes after the 400.
+		info.status, info.reason = http.StatusBadRequest, reasonRefused
+		p.writeRefusal(w, r, rt, refusal{http.StatusBadRequest, "malformed request body framing"})
+		return true
+	}
 	if err != nil && body.tooLarge() {
 		// The body crossed max_request_body on its way up; the upstream
 		// exchange is cancelled with it.

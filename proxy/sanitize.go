@@ -1,7 +1,10 @@
 package proxy
 
 import (
+	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -129,4 +132,27 @@ func (b *requestBody) tooLarge() bool {
 	errp := b.err.Load()
 	var mbe *http.MaxBytesError
 	return errp != nil && errors.As(*errp, &mbe)
+}
+
+// malformed reports whether reading the client's body failed on its
+// framing (bad chunk size, bare LF, ...) rather than on the client going
+// away or a limit: net/http does not type those errors, so this is by
+// elimination.
+func (b *requestBody) malformed(r *http.Request) bool {
+	if b == nil || r.Context().Err() != nil {
+		return false
+	}
+	errp := b.err.Load()
+	if errp == nil {
+		return false
+	}
+	err := *errp
+	var mbe *http.MaxBytesError
+	var ne net.Error
+	switch {
+	case errors.As(err, &mbe), errors.As(err, &ne), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, io.EOF), errors.Is(err, context.Canceled), errors.Is(err, http.ErrBodyReadAfterClose):
+		return false
+	}
+	return true
 }
