@@ -155,6 +155,7 @@ func needsRestart(a, b *config.Config) bool {
 	return a.Listen != b.Listen || a.Admin != b.Admin ||
 		as.ReadHeaderTimeout != bs.ReadHeaderTimeout || as.IdleTimeout != bs.IdleTimeout ||
 		as.MaxHeaderBytes != bs.MaxHeaderBytes || as.MaxConcurrentStreams != bs.MaxConcurrentStreams ||
+		as.MaxConnections != bs.MaxConnections || as.MaxConnectionsPerIP != bs.MaxConnectionsPerIP ||
 		!slices.Equal(a.TLS.Certificates, b.TLS.Certificates) || a.Log.Format != b.Log.Format
 }
 
