@@ -205,3 +205,43 @@ func readResponse(t *testing.T, br *bufio.Reader) *http.Response {
 	}
 	return res
 }
+
+// TestWebSocketThroughHeadFilter: after an upgrade request the HTTP/1.1
+// head filter steps aside, so a WebSocket tunnel carries arbitrary bytes
+// (here, ones that look like a malformed request head) both ways.
+func TestWebSocketThroughHeadFilter(t *testing.T) {
+	up := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "websocket" {
+			http.Error(w, "no upgrade", 400)
+			return
+		}
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+		io.Copy(c, brw) // echo until the client goes
+	}))
+	p := startSluice(t, "routes:\n"+route("ws", "/", up, "timeouts: { total: 0s }"))
+	cfg := p.tlsConfig()
+	cfg.NextProtos = []string{"http/1.1"}
+	c, err := tls.Dial("tcp", p.addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	br := bufio.NewReader(c)
+	res := readResponse(t, br)
+	if res.StatusCode != 101 {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	payload := "X : y\r\n obs-fold\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	io.WriteString(c, payload)
+	got := make([]byte, len(payload))
+	if _, err := io.ReadFull(br, got); err != nil || string(got) != payload {
+		t.Fatalf("echo %q, %v", got, err)
+	}
+}
