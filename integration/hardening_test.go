@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -243,5 +244,40 @@ func TestWebSocketThroughHeadFilter(t *testing.T) {
 	got := make([]byte, len(payload))
 	if _, err := io.ReadFull(br, got); err != nil || string(got) != payload {
 		t.Fatalf("echo %q, %v", got, err)
+	}
+}
+
+// TestDrainThroughFilteredConns: with TLS terminated below net/http, a
+// SIGTERM still drains open HTTP/2 and HTTP/1.1 exchanges (GOAWAY, then
+// exit once they are done).
+func TestDrainThroughFilteredConns(t *testing.T) {
+	started := make(chan struct{}, 2)
+	up := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		time.Sleep(time.Second)
+		io.WriteString(w, "finished")
+	}))
+	p := startSluice(t, "server: { shutdown_timeout: 10s }\nroutes:\n"+route("app", "/", up))
+	type result struct {
+		body string
+		err  error
+	}
+	results := make(chan result, 2)
+	for _, c := range []*http.Client{p.h2Client(), p.h1Client()} {
+		go func() {
+			_, body, err := get(c, p.url("/slow"))
+			results <- result{body, err}
+		}()
+	}
+	<-started
+	<-started
+	p.signal(syscall.SIGTERM)
+	for range 2 {
+		if r := <-results; r.err != nil || r.body != "finished" {
+			t.Errorf("open exchange not drained: %q %v", r.body, r.err)
+		}
+	}
+	if code := p.waitExit(10 * time.Second); code != 0 {
+		t.Errorf("exit code %d", code)
 	}
 }
