@@ -87,6 +87,22 @@ func (f *h1Filter) Read(p []byte) (int, error) {
 		if f.pass && len(f.in) == 0 {
 			return f.src.Read(p)
 		}
+		if (f.state == stBody || f.state == stChunkData) && len(f.in) == 0 && len(p) > 0 {
+			// Body bytes go straight through, without a copy.
+			n, err := f.src.Read(p[:min(int64(len(p)), f.remain)])
+			f.srcErr = err
+			if f.remain -= int64(n); f.remain == 0 {
+				if f.state == stBody {
+					f.state = stHead
+				} else {
+					f.state = stChunkEnd
+				}
+			}
+			if n > 0 {
+				return n, nil
+			}
+			continue
+		}
 		n, err := f.src.Read(f.buf)
 		f.in = append(f.in, f.buf[:n]...)
 		f.srcErr = err
