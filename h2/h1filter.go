@@ -2,7 +2,9 @@ package h2
 
 import (
 	"bytes"
+	"errors"
 	"io"
+	"net"
 	"strconv"
 )
 
@@ -90,6 +92,12 @@ func (f *h1Filter) Read(p []byte) (int, error) {
 		if (f.state == stBody || f.state == stChunkData) && len(f.in) == 0 && len(p) > 0 {
 			// Body bytes go straight through, without a copy.
 			n, err := f.src.Read(p[:min(int64(len(p)), f.remain)])
+			if transient(err) {
+				if n == 0 {
+					return 0, err
+				}
+				err = nil
+			}
 			f.srcErr = err
 			if f.remain -= int64(n); f.remain == 0 {
 				if f.state == stBody {
@@ -105,6 +113,12 @@ func (f *h1Filter) Read(p []byte) (int, error) {
 		}
 		n, err := f.src.Read(f.buf)
 		f.in = append(f.in, f.buf[:n]...)
+		if transient(err) {
+			if n == 0 {
+				return 0, err
+			}
+			err = nil
+		}
 		f.srcErr = err
 	}
 	n := copy(p, f.out)
@@ -304,4 +318,12 @@ func chunkSize(line []byte) (int64, bool) {
 		return 0, false
 	}
 	return int64(n), true
+}
+
+// transient reports a read deadline passing: net/http sets one in the
+// past to stop its background read after each response (and sets a new
+// one before reading on), so it must not stick like EOF does.
+func transient(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

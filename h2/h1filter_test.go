@@ -71,3 +71,63 @@ func TestChunkSize(t *testing.T) {
 		}
 	}
 }
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+// steps is a reader that returns each step in turn: data or an error.
+type steps []any
+
+func (s *steps) Read(p []byte) (int, error) {
+	if len(*s) == 0 {
+		return 0, io.EOF
+	}
+	step := (*s)[0]
+	*s = (*s)[1:]
+	if err, ok := step.(error); ok {
+		return 0, err
+	}
+	return copy(p, step.(string)), nil
+}
+
+// net/http stops its background read after each response with a read
+// deadline in the past: the filter must pass that timeout on once and
+// read on afterwards, or every keep-alive connection dies after one
+// request.
+func TestH1FilterTimeoutIsNotSticky(t *testing.T) {
+	for _, state := range []string{"head", "body"} {
+		first := "GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+		if state == "body" {
+			first = "POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\nab"
+		}
+		src := &steps{first, timeoutErr{}}
+		if state == "body" {
+			*src = append(*src, "cd")
+		}
+		*src = append(*src, "GET /2 HTTP/1.1\r\n\r\n")
+		f := newH1Filter(src, 1<<10)
+		var got bytes.Buffer
+		buf := make([]byte, 64)
+		timeouts := 0
+		for i := 0; ; i++ {
+			if i > 100 {
+				t.Fatalf("%s: no EOF after %d reads: the error stuck", state, i)
+			}
+			n, err := f.Read(buf)
+			got.Write(buf[:n])
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				timeouts++
+			}
+		}
+		want := strings.ReplaceAll(first, "ab", "abcd") + "GET /2 HTTP/1.1\r\n\r\n"
+		if timeouts != 1 || got.String() != want {
+			t.Errorf("%s: %d timeouts, got %q", state, timeouts, got.String())
+		}
+	}
+}

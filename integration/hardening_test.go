@@ -3,11 +3,13 @@ package integration
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"slices"
 	"strings"
 	"sync"
@@ -279,5 +281,46 @@ func TestDrainThroughFilteredConns(t *testing.T) {
 	}
 	if code := p.waitExit(10 * time.Second); code != 0 {
 		t.Errorf("exit code %d", code)
+	}
+}
+
+// TestHTTP1KeepAliveThroughHeadFilter: requests with and without bodies
+// follow each other on one HTTP/1.1 connection through the head filter.
+func TestHTTP1KeepAliveThroughHeadFilter(t *testing.T) {
+	rec := newRecorder(t, nil)
+	p := startSluice(t, "routes:\n"+route("app", "/", rec.url))
+	c := p.h1Client()
+	newConns := 0
+	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
+		if !i.Reused {
+			newConns++
+		}
+	}}
+	for i := range 30 {
+		var body io.Reader
+		method := "GET"
+		if i%2 == 1 {
+			method, body = "POST", strings.NewReader(strings.Repeat("b", 100*i))
+		}
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), method, p.url(fmt.Sprintf("/ka-%d", i)), body)
+		if i%4 == 3 {
+			req.ContentLength = -1 // chunked
+			req.Body = io.NopCloser(strings.NewReader("chunked body"))
+		}
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("request %d: %d", i, res.StatusCode)
+		}
+		// Let net/http's background read after the response be
+		// aborted by its read deadline before the next request.
+		time.Sleep(5 * time.Millisecond)
+	}
+	if newConns != 1 {
+		t.Errorf("%d connections for 30 keep-alive requests, want 1", newConns)
 	}
 }
