@@ -92,6 +92,34 @@ type Server struct {
 	// signal before they are ended. Default: 30s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 
+	// MaxHeaderCount caps the number of header fields in a request; more
+	// get 431 Request Header Fields Too Large. Between 1 and 10000.
+	// Default: 100.
+	MaxHeaderCount int `yaml:"max_header_count"`
+
+	// MaxURILength caps the length of a request's target (path and
+	// query); longer ones get 414 URI Too Long. Between 256B and
+	// max_header_bytes. Default: 8KiB.
+	MaxURILength Size `yaml:"max_uri_length"`
+
+	// MaxConnections caps the client connections open at once on the
+	// https listener; a connection over the limit is closed as soon as
+	// it is accepted, and a warning is logged (at most once a second).
+	// 0 = no limit. Default: 10000.
+	MaxConnections int `yaml:"max_connections"`
+
+	// MaxConnectionsPerIP caps the connections one client address may
+	// hold open at once on the https listener, closed and logged like
+	// max_connections. Behind a trusted proxy every client shares its
+	// address: leave it off there. 0 = no limit. Default: 0.
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
+
+	// AllowUnderscoresInHeaders lets requests carry header names with
+	// '_'. They are refused with 400 by default because CGI-style
+	// upstreams (WSGI, PHP) turn '-' and '_' both into '_', so
+	// "X_Forwarded_For" could pose as "X-Forwarded-For". Default: false.
+	AllowUnderscoresInHeaders bool `yaml:"allow_underscores_in_headers"`
+
 	trusted []netip.Prefix
 }
 

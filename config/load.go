@@ -25,6 +25,9 @@ func Default() Config {
 			MaxHeaderBytes:       64 << 10,
 			MaxConcurrentStreams: 250,
 			ShutdownTimeout:      Duration(30 * time.Second),
+			MaxHeaderCount:       100,
+			MaxURILength:         8 << 10,
+			MaxConnections:       10000,
 		},
 		Log: Log{Level: "info", Format: "json", Access: true},
 		Timeouts: Timeouts{
@@ -172,6 +175,18 @@ func (c *Config) validate(file string) ErrorList {
 	}
 	if s.MaxConcurrentStreams < 1 || s.MaxConcurrentStreams > 100000 {
 		bad("server.max_concurrent_streams", "%d is outside 1..100000", s.MaxConcurrentStreams)
+	}
+	if s.MaxHeaderCount < 1 || s.MaxHeaderCount > 10000 {
+		bad("server.max_header_count", "%d is outside 1..10000", s.MaxHeaderCount)
+	}
+	if s.MaxURILength < 256 || s.MaxURILength > s.MaxHeaderBytes {
+		bad("server.max_uri_length", "%s is outside 256B..max_header_bytes (%s)", s.MaxURILength, s.MaxHeaderBytes)
+	}
+	if s.MaxConnections < 0 {
+		bad("server.max_connections", "%d is negative (0 = no limit)", s.MaxConnections)
+	}
+	if s.MaxConnectionsPerIP < 0 {
+		bad("server.max_connections_per_ip", "%d is negative (0 = no limit)", s.MaxConnectionsPerIP)
 	}
 	s.trusted = nil
 	for i, p := range s.TrustedProxies {

@@ -132,6 +132,9 @@ func (s *Server) bind(sl *slot, addr string) (*trackedListener, error) {
 	} else if ln, err = net.Listen("tcp", addr); err != nil {
 		return nil, fmt.Errorf("listening on %s (%s): %w", addr, sl.key, err)
 	}
+	if sl.tls {
+		ln = newLimitListener(ln, s.limits.MaxConnections, s.limits.MaxConnectionsPerIP, s.log)
+	}
 	return &trackedListener{Listener: ln}, nil
 }
 
@@ -187,7 +190,10 @@ func (s *Server) serveOn(sl *slot, ln *trackedListener) {
 		defer s.wg.Done()
 		var err error
 		if sl.tls {
-			err = sl.srv.ServeTLS(ln, "", "")
+			// TLS is terminated below net/http (clientconn.go), so the
+			// HTTP/1.1 head filter and the HTTP/2 frame filter see the
+			// bytes before net/http and x/net do.
+			err = sl.srv.Serve(&tlsListener{Listener: ln, config: sl.srv.TLSConfig, maxHead: int(s.limits.MaxHeaderBytes) + 4096})
 		} else {
 			err = sl.srv.Serve(ln)
 		}

@@ -32,8 +32,11 @@ const (
 	// FIN (a laptop lid closed mid-stream).
 	readIdleTimeout = 30 * time.Second
 	pingTimeout     = 15 * time.Second
-	// Frames up to 1 MiB may be read (the x/net default, set explicitly).
-	maxReadFrameSize = 1 << 20
+	// Frames up to 16 KiB may be read: the protocol's initial
+	// SETTINGS_MAX_FRAME_SIZE. Larger ones are a FRAME_SIZE_ERROR (h2spec
+	// 4.2/3, which assumes this value); the x/net default of 1 MiB would
+	// only make each client DATA frame bigger.
+	maxReadFrameSize = 16 << 10
 	// Per-stream and per-connection receive windows for request bodies.
 	maxUploadBufferPerStream = 1 << 20
 	maxUploadBufferPerConn   = 4 << 20
@@ -80,12 +83,13 @@ type Server struct {
 	serving   atomic.Bool
 	h3        *http3Server // nil unless listen.http3
 	wg        sync.WaitGroup
+	limits    config.Server
 }
 
 // New configures the servers; Listen binds them.
 func New(o Options) (*Server, error) {
 	l := o.Limits
-	s := &Server{log: o.Log, act: o.Activated}
+	s := &Server{log: o.Log, act: o.Activated, limits: l}
 	s.https = &http.Server{
 		Handler:           o.Handler,
 		TLSConfig:         s.dynamicTLS(o.TLS), // certificates swapped on reload (tlsreload.go)
@@ -113,6 +117,15 @@ func New(o Options) (*Server, error) {
 	if err := http2.ConfigureServer(s.https, h2s); err != nil {
 		return nil, fmt.Errorf("configuring HTTP/2: %w", err)
 	}
+	// TLS is terminated below net/http (clientConn): HTTP/2 reaches it as
+	// "unencrypted" HTTP/2 after ALPN h2, and goes to x/net through the
+	// frame filter.
+	s.https.Protocols = new(http.Protocols)
+	s.https.Protocols.SetHTTP1(true)
+	s.https.Protocols.SetUnencryptedHTTP2(true)
+	s.https.TLSNextProto[nextProtoUnencryptedHTTP2] = serveH2(h2s, uint32(2*l.MaxHeaderBytes+8192), o.Log)
+	s.https.ConnContext = connContext
+	s.https.Handler = withTLSState(o.Handler)
 
 	// The plain server exists even when listen.http is off, so that a
 	// reload can turn it on.

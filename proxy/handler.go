@@ -16,6 +16,10 @@ import (
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	t := p.table.Load()
+	if why, ok := checkRequest(t.limits, r.ProtoMajor, r.Host, r.RequestURI, r.Header); !ok {
+		p.refuse(w, r, t, nil, start, why)
+		return
+	}
 	rt := t.router.match(r.Host, routingPath(r.URL.Path))
 	p.observeStart(rt)
 	if rt == nil {
@@ -65,12 +69,14 @@ func (p *Proxy) forward(ex *exchange, w http.ResponseWriter, r *http.Request, t 
 	if extended {
 		upgrade = extendedProtocol(r)
 	}
-	if rt.maxBody > 0 && r.ContentLength > rt.maxBody {
-		info.status, info.reason = http.StatusRequestEntityTooLarge, reasonDone
-		writeError(w, r, info.status)
-		return true
+	if rt.maxBody > 0 && r.Body != nil && r.Body != http.NoBody {
+		if r.ContentLength > rt.maxBody {
+			*info = accessInfo{status: http.StatusRequestEntityTooLarge, reason: reasonRefused}
+			p.writeRefusal(w, r, rt, refusal{http.StatusRequestEntityTooLarge, "request body over the route's max_request_body"})
+			return true
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
 	}
-
 	out := r.Clone(ex.ctx)
 	out.RequestURI = ""
 	out.URL.Scheme = "http"
@@ -82,7 +88,6 @@ func (p *Proxy) forward(ex *exchange, w http.ResponseWriter, r *http.Request, t 
 	var (
 		body  *requestBody
 		sb    *sendBody
-		limit *limitedBody
 		wsKey string
 	)
 	if extended {
@@ -94,12 +99,7 @@ func (p *Proxy) forward(ex *exchange, w http.ResponseWriter, r *http.Request, t 
 		out.Body = nil
 		ex.requestBodyDone.Store(true)
 	} else {
-		var src io.ReadCloser = r.Body
-		if rt.maxBody > 0 {
-			limit = &limitedBody{ReadCloser: r.Body, left: rt.maxBody}
-			src = limit
-		}
-		body = &requestBody{ReadCloser: src, ex: ex}
+		body = &requestBody{ReadCloser: r.Body, ex: ex}
 		sb = &sendBody{rc: body}
 		out.Body = sb
 	}
@@ -113,10 +113,24 @@ func (p *Proxy) forward(ex *exchange, w http.ResponseWriter, r *http.Request, t 
 	}
 	ex.headersIn.Store(true)
 	ex.touch()
+	if err != nil && r.ProtoMajor == 1 && body.malformed(r) {
+		// The client's chunked framing broke (net/http refused it as it
+		// read): the upstream got the head and the body up to there,
+		// then its exchange is cancelled; it never sees a complete
+		// request. The client connection closes after the 400.
+		info.status, info.reason = http.StatusBadRequest, reasonRefused
+		p.writeRefusal(w, r, rt, refusal{http.StatusBadRequest, "malformed request body framing"})
+		return true
+	}
+	if err != nil && body.tooLarge() {
+		// The body crossed max_request_body on its way up; the upstream
+		// exchange is cancelled with it.
+		info.status, info.reason = http.StatusRequestEntityTooLarge, reasonRefused
+		p.writeRefusal(w, r, rt, refusal{http.StatusRequestEntityTooLarge, "request body over the route's max_request_body"})
+		return true
+	}
 	if err != nil {
 		switch {
-		case limit != nil && limit.exceeded.Load():
-			info.reason, info.status = reasonDone, http.StatusRequestEntityTooLarge
 		case errors.Is(err, errNoBackend):
 			// Every backend is down: say so at once, no connect timeout.
 			info.reason, info.status = reasonUpstreamError, http.StatusServiceUnavailable

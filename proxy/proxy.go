@@ -39,6 +39,7 @@ type table struct {
 	router  *router
 	trusted []netip.Prefix
 	access  *zap.Logger // nil when log.access is off
+	limits  requestLimits
 }
 
 // route is one compiled config route.
@@ -124,7 +125,11 @@ func (p *Proxy) Update(cfg *config.Config) {
 		}
 		routes = append(routes, rt)
 	}
-	t := &table{router: newRouter(routes), trusted: cfg.Server.TrustedPrefixes()}
+	t := &table{router: newRouter(routes), trusted: cfg.Server.TrustedPrefixes(), limits: requestLimits{
+		maxHeaderCount:   cfg.Server.MaxHeaderCount,
+		maxURILength:     int(cfg.Server.MaxURILength),
+		allowUnderscores: cfg.Server.AllowUnderscoresInHeaders,
+	}}
 	if cfg.Log.Access {
 		t.access = p.log.Named("access")
 	}

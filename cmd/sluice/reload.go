@@ -69,7 +69,7 @@ func (rl *reloader) apply() error {
 		return err
 	}
 	if needsRestart(rl.cfg, cfg) {
-		rl.log.Warn("reload: server limits and log.format take effect only after a restart; listeners, certificates, routes, timeouts and log level are applied now")
+		rl.log.Warn("reload: server limits (timeouts, header and stream limits, max_connections) and log.format take effect only after a restart; listeners, certificates, routes, timeouts and log level are applied now")
 	}
 	// Certificate files are read again even when their names did not
 	// change: a renewed certificate is picked up by a reload. With none
@@ -157,6 +157,7 @@ func needsRestart(a, b *config.Config) bool {
 	as, bs := a.Server, b.Server
 	return as.ReadHeaderTimeout != bs.ReadHeaderTimeout || as.IdleTimeout != bs.IdleTimeout ||
 		as.MaxHeaderBytes != bs.MaxHeaderBytes || as.MaxConcurrentStreams != bs.MaxConcurrentStreams ||
+		as.MaxConnections != bs.MaxConnections || as.MaxConnectionsPerIP != bs.MaxConnectionsPerIP ||
 		a.Log.Format != b.Log.Format
 }
 
