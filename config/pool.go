@@ -49,8 +49,9 @@ type Health struct {
 
 	// Fails is the number of failed requests (connection failures, 502,
 	// 503 and 504 answers) within fail_window that marks a backend down
-	// for cool_off. 0 turns passive checks off. After Load it is never
-	// nil. Default: 3.
+	// for cool_off. 0 turns passive checks off; a route with a single
+	// backend never has them (there is nowhere else to send requests).
+	// After Load it is never nil. Default: 3.
 	Fails *int `yaml:"fails"`
 
 	// FailWindow is the window in which fails failures must fall.

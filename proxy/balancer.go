@@ -69,6 +69,13 @@ func newPool(rc *config.Route, ups []*upstream, log *zap.Logger) *pool {
 		sum := sha256.Sum256([]byte(u.addr.String()))
 		pl.backends = append(pl.backends, &backend{up: u, cookie: hex.EncodeToString(sum[:8])})
 	}
+	if len(pl.backends) == 1 {
+		// Passive checks move requests to another backend; with none to
+		// move to they would only turn the lone backend's passing errors
+		// into 503s for the whole cool-off (nginx ignores max_fails for a
+		// single server too). Active checks still apply when configured.
+		pl.fails = 0
+	}
 	return pl
 }
 

@@ -51,6 +51,11 @@ func checkRequest(l requestLimits, protoMajor int, host, uri string, h http.Head
 		return refusal{http.StatusBadRequest, "invalid host"}, false
 	}
 	for name, vv := range h {
+		if name == ":protocol" && protoMajor >= 2 {
+			// RFC 8441 extended CONNECT: x/net hands the pseudo-header
+			// over in the header map; proxy/connect.go reads it.
+			continue
+		}
 		if !httpguts.ValidHeaderFieldName(name) {
 			return refusal{http.StatusBadRequest, "invalid header name"}, false
 		}
