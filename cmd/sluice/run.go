@@ -40,15 +40,29 @@ func validate(path string, stdout, stderr io.Writer) int {
 		printConfigError(stderr, acmeError(cfg, path, err))
 		return exitConfig
 	}
-	fmt.Fprintf(stdout, "%s: ok: %d route(s); https on %s%s\n", path, len(cfg.Routes), cfg.Listen.HTTPS, plainSummary(cfg))
+	fmt.Fprintf(stdout, "%s: ok: %d route(s); %s\n", path, len(cfg.Routes), listenSummary(cfg))
 	return exitOK
 }
 
-func plainSummary(cfg *config.Config) string {
-	if cfg.Listen.HTTP == "" {
-		return ""
+// listenSummary says in a few words what a config will serve.
+func listenSummary(cfg *config.Config) string {
+	s := "https on " + cfg.Listen.HTTPS
+	if cfg.Listen.HTTP3 {
+		s += " (+HTTP/3)"
 	}
-	return ", http redirect on " + cfg.Listen.HTTP
+	if cfg.Listen.HTTP != "" {
+		s += ", http redirect on " + cfg.Listen.HTTP
+	}
+	if cfg.Admin != "" {
+		s += ", admin on " + cfg.Admin
+	}
+	switch {
+	case cfg.TLS.ACME != nil:
+		s += ", certificates by ACME"
+	case len(cfg.TLS.Certificates) == 0:
+		s += ", self-signed localhost certificate"
+	}
+	return s
 }
 
 // certError places a certificate problem at its config key.
