@@ -47,6 +47,9 @@ func bench(args []string) int {
 	rounds := fs.Int("rounds", 1, "rounds; each figure is the median over rounds")
 	profile := fs.String("profile", "", "run sluice in-process with CPU and heap profiles written to this directory")
 	noDoc := fs.Bool("no-doc", false, "print the results instead of writing docs")
+	held := fs.Int("held", 0, "held streams (100 per connection), overriding the mode's count")
+	big := fs.Int64("big", 0, "big stream size in MiB, overriding the mode's size")
+	bigWrite := fs.Int("big-write", 0, "upstream write size of the big stream in KiB (default 64)")
 	fs.Parse(args)
 	if *sluiceBin == "" {
 		fmt.Fprintln(os.Stderr, "bench: -sluice is required (bench/run builds it)")
@@ -55,6 +58,15 @@ func bench(args []string) int {
 	prm := fullParams
 	if *quick {
 		prm = quickParams
+	}
+	if *held > 0 {
+		prm.heldStreams, prm.heldConns = *held, (*held+99)/100
+	}
+	if *big > 0 {
+		prm.bigBytes = *big << 20
+	}
+	if *bigWrite > 0 {
+		prm.bigWrite = *bigWrite << 10
 	}
 	peers := strings.Split(*peersFlag, ",")
 	for _, p := range peers {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
@@ -134,6 +135,13 @@ const sigHeapProfile = syscall.SIGUSR1
 
 func writeHeap(path string) error {
 	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	stats := fmt.Sprintf("goroutines %d\nHeapInuse %d\nHeapIdle %d\nHeapReleased %d\nStackInuse %d\nSys %d\nMSpanInuse %d\nGCSys %d\nOtherSys %d\n",
+		runtime.NumGoroutine(), ms.HeapInuse, ms.HeapIdle, ms.HeapReleased, ms.StackInuse, ms.Sys, ms.MSpanInuse, ms.GCSys, ms.OtherSys)
+	if err := os.WriteFile(strings.TrimSuffix(path, ".pprof")+"-memstats.txt", []byte(stats), 0o644); err != nil {
+		return err
+	}
 	f, err := os.Create(path)
 	if err != nil {
 		return err

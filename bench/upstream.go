@@ -146,12 +146,17 @@ func (u *upstream) small(w http.ResponseWriter, r *http.Request) {
 	w.Write(smallBody)
 }
 
-// big sends bytes (default 2 GiB) as a chunked response in 64 KiB writes.
+// big sends bytes (default 2 GiB) as a chunked response in writes of
+// write bytes (default 64 KiB).
 func (u *upstream) big(w http.ResponseWriter, r *http.Request) {
 	total := intParam(r, "bytes", 2<<30)
+	size := intParam(r, "write", 64<<10)
+	if size < 1 || size > 16<<20 {
+		size = 64 << 10
+	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.WriteHeader(http.StatusOK)
-	buf := make([]byte, 64<<10)
+	buf := make([]byte, size)
 	for i := range buf {
 		buf[i] = byte('a' + i%26)
 	}

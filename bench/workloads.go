@@ -35,6 +35,7 @@ type params struct {
 	smallWarmUp   time.Duration
 
 	bigBytes int64
+	bigWrite int // upstream write size
 
 	cancelReps int
 	ttfbReps   int
@@ -44,7 +45,7 @@ var fullParams = params{
 	chunkStreams: 4, chunkCount: 300, chunkGap: 5 * time.Millisecond,
 	heldStreams: 4000, heldConns: 40, settle: 3 * time.Second,
 	smallConns: 32, smallStreams: 8, smallDuration: 10 * time.Second, smallWarmUp: time.Second,
-	bigBytes:   2 << 30,
+	bigBytes: 2 << 30, bigWrite: 64 << 10,
 	cancelReps: 50, ttfbReps: 200,
 }
 
@@ -52,7 +53,7 @@ var quickParams = params{
 	chunkStreams: 4, chunkCount: 60, chunkGap: 5 * time.Millisecond,
 	heldStreams: 200, heldConns: 4, settle: time.Second,
 	smallConns: 32, smallStreams: 8, smallDuration: 3 * time.Second, smallWarmUp: 500 * time.Millisecond,
-	bigBytes:   64 << 20,
+	bigBytes: 64 << 20, bigWrite: 64 << 10,
 	cancelReps: 10, ttfbReps: 50,
 }
 
@@ -61,7 +62,7 @@ func (p params) describe() []string {
 		fmt.Sprintf("per-chunk latency: %d concurrent streams on one HTTP/2 connection x %d chunks of %d bytes, %v apart; delay from just before the upstream's write to the client's read; direct = the same over HTTP/1.1 to the upstream", p.chunkStreams, p.chunkCount, recordSize, p.chunkGap),
 		fmt.Sprintf("held streams: %d concurrent SSE streams over %d HTTP/2 connections, silent after one comment; (RSS of all the proxy's processes with the streams open, after %v, minus RSS before the connections opened) / streams", p.heldStreams, p.heldConns, p.settle),
 		fmt.Sprintf("small requests: h2load -c %d -m %d -t 1, %v measured after %v warm-up, 100-byte responses with Content-Length; p99 from h2load's per-request log", p.smallConns, p.smallStreams, p.smallDuration, p.smallWarmUp),
-		fmt.Sprintf("big stream: one %d MiB chunked response (64 KiB upstream writes) to one HTTP/2 client; MB/s = 10^6 bytes/s; peak RSS growth sampled every 20 ms", p.bigBytes>>20),
+		fmt.Sprintf("big stream: one %d MiB chunked response (%d KiB upstream writes) to one HTTP/2 client; MB/s = 10^6 bytes/s; peak RSS growth sampled every 20 ms", p.bigBytes>>20, p.bigWrite>>10),
 		fmt.Sprintf("cancel: %d times, read the first event, cancel the request (HTTP/2 RST_STREAM), time until the upstream's request context ends (its connection closed); a cancel not seen within 2 s counts as never seen, and after 5 of those with none seen the peer is not tried further", p.cancelReps),
 		fmt.Sprintf("time to first byte: %d sequential requests on a warm connection for a streamed (chunked) response the upstream sends at once", p.ttfbReps),
 	}
@@ -379,7 +380,7 @@ func runBig(e *env, p *proc, prm params) (figures, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(prm.bigBytes/(20<<20))*time.Second+30*time.Second)
 	defer cancel()
 	start := time.Now()
-	res, err := request(ctx, c, "/big?bytes="+strconv.FormatInt(prm.bigBytes, 10))
+	res, err := request(ctx, c, fmt.Sprintf("/big?bytes=%d&write=%d", prm.bigBytes, prm.bigWrite))
 	var n int64
 	if err == nil {
 		n, err = io.CopyBuffer(io.Discard, res.Body, make([]byte, 256<<10))
