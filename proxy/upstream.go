@@ -27,6 +27,14 @@ const (
 	dialTimeout            = 10 * time.Second
 	upstreamIdleConnTime   = 90 * time.Second
 	maxIdleConnsPerBackend = 256
+	// Every open exchange holds its upstream connection's buffers, so
+	// they are what thousands of quiet streams cost. The write buffer
+	// carries only request heads and body chunks on their way out; 1 KiB
+	// holds a typical head, and larger writes go to the socket directly.
+	// Reads keep the default 4 KiB: response heads are read through it,
+	// and body reads bypass it once it is empty.
+	upstreamReadBufSize  = 4 << 10
+	upstreamWriteBufSize = 1 << 10
 )
 
 func newUpstream(addr config.Upstream) *upstream {
@@ -46,6 +54,8 @@ func newUpstream(addr config.Upstream) *upstream {
 		IdleConnTimeout:        upstreamIdleConnTime,
 		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: maxUpstreamHeaderBytes,
+		ReadBufferSize:         upstreamReadBufSize,
+		WriteBufferSize:        upstreamWriteBufSize,
 		// Bodies pass through as the upstream encoded them.
 		DisableCompression: true,
 		// Upstreams speak HTTP/1.1; a non-nil empty map turns HTTP/2 off.
