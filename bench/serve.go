@@ -111,7 +111,7 @@ func serveSluice(args []string) error {
 	if err := pprof.StartCPUProfile(cpu); err != nil {
 		return err
 	}
-	runtime.MemProfileRate = 64 << 10
+	runtime.MemProfileRate = 512
 	srv.Serve()
 	usr := make(chan os.Signal, 1)
 	signal.Notify(usr, sigHeapProfile)

@@ -196,15 +196,17 @@ func runHeld(e *env, p *proc, prm params) (figures, error) {
 	var clients []*client
 	var wg sync.WaitGroup
 	defer func() {
+		// Reset every stream, give the proxy a moment to close its
+		// upstream exchanges, then close the connections, so the next
+		// peer starts clean; stragglers are ended from the upstream.
 		cancel()
+		waitFor(3*time.Second, func() bool { return e.upstream.sseOpen.Load() == 0 })
 		for _, c := range clients {
 			c.close()
 		}
 		wg.Wait()
-		// The proxy closes its upstream exchanges; wait for that so the
-		// next peer starts clean, and end stragglers from the upstream.
-		if !waitFor(10*time.Second, func() bool { return e.upstream.sseOpen.Load() == 0 }) {
-			fmt.Fprintf(os.Stderr, "bench: %s: %d held streams still open upstream 10 s after the clients went; ending them\n", p.name, e.upstream.sseOpen.Load())
+		if !waitFor(5*time.Second, func() bool { return e.upstream.sseOpen.Load() == 0 }) {
+			fmt.Fprintf(os.Stderr, "bench: %s: %d held streams still open upstream 8 s after their clients reset them; ending them from the upstream\n", p.name, e.upstream.sseOpen.Load())
 			e.upstream.releaseHeld()
 			waitFor(5*time.Second, func() bool { return e.upstream.sseOpen.Load() == 0 })
 			e.upstream.resetHeld()
