@@ -31,9 +31,11 @@ const (
 	// they are what thousands of quiet streams cost. The write buffer
 	// carries only request heads and body chunks on their way out; 1 KiB
 	// holds a typical head, and larger writes go to the socket directly.
-	// Reads keep the default 4 KiB: response heads are read through it,
-	// and body reads bypass it once it is empty.
-	upstreamReadBufSize  = 4 << 10
+	// The read buffer holds response heads (longer lines are joined by
+	// textproto) and each chunk's header with the start of its data; the
+	// chunked reader reads the rest of a chunk straight into the copy
+	// buffer, so one copy read still returns one whole chunk.
+	upstreamReadBufSize  = 2 << 10
 	upstreamWriteBufSize = 1 << 10
 )
 
