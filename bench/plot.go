@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"image/color"
 	"math"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
 )
 
 // plotted are the figures drawn, one bar chart each.
@@ -30,39 +32,57 @@ var plotted = []struct {
 }
 
 // writePlots draws one bar chart per plotted figure into dir and returns
-// the files written.
+// the files written. sluice's bar is coloured, the peers' grey; the direct
+// baseline is left out (it is in the tables) so it does not flatten the
+// proxies' bars.
 func writePlots(dir string, agg map[string]figures) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	var files []string
 	for _, pl := range plotted {
+		m := metricByID(pl.id)
+		p := plot.New()
+		p.Title.Text = m.name
+		p.Y.Label.Text = pl.axis
+		p.Add(plotter.NewGrid())
 		var names []string
-		var vals plotter.Values
+		var labels plotter.XYLabels
 		for _, peer := range presentPeers(agg) {
 			v := agg[peer].get(pl.id)
-			if math.IsNaN(v) {
+			if peer == peerDirect || math.IsNaN(v) {
 				continue
 			}
+			bars, err := plotter.NewBarChart(plotter.Values{v / pl.scale}, vg.Points(36))
+			if err != nil {
+				return files, err
+			}
+			bars.XMin = float64(len(names))
+			bars.LineStyle.Width = 0
+			bars.Color = color.Gray{Y: 150}
+			if peer == peerSluice {
+				bars.Color = color.RGBA{R: 0x1f, G: 0x6f, B: 0xb4, A: 0xff}
+			}
+			p.Add(bars)
+			labels.XYs = append(labels.XYs, plotter.XY{X: float64(len(names)), Y: math.Max(v/pl.scale, 0)})
+			labels.Labels = append(labels.Labels, m.format(v))
 			names = append(names, peerTitle[peer])
-			vals = append(vals, v/pl.scale)
 		}
-		if len(vals) == 0 {
+		if len(names) == 0 {
 			continue
 		}
-		p := plot.New()
-		p.Title.Text = metricByID(pl.id).name
-		p.Y.Label.Text = pl.axis
-		bars, err := plotter.NewBarChart(vals, vg.Points(28))
-		if err != nil {
-			return files, err
+		if l, err := plotter.NewLabels(labels); err == nil {
+			for i := range l.TextStyle {
+				l.TextStyle[i].XAlign = draw.XCenter
+				l.TextStyle[i].YAlign = draw.YBottom
+			}
+			p.Add(l)
 		}
-		bars.LineStyle.Width = 0
-		p.Add(bars)
 		p.NominalX(names...)
-		p.Add(plotter.NewGrid())
+		p.Y.Min = math.Min(p.Y.Min, 0)
+		p.Y.Max *= 1.12 // room for the labels
 		path := filepath.Join(dir, pl.file)
-		if err := p.Save(vg.Length(110+70*len(vals)), 3*vg.Inch, path); err != nil {
+		if err := p.Save(vg.Length(110+80*len(names)), 3*vg.Inch, path); err != nil {
 			return files, fmt.Errorf("saving %s: %w", path, err)
 		}
 		files = append(files, path)

@@ -111,7 +111,7 @@ func serveSluice(args []string) error {
 	if err := pprof.StartCPUProfile(cpu); err != nil {
 		return err
 	}
-	runtime.MemProfileRate = 512
+	runtime.MemProfileRate = 4096
 	srv.Serve()
 	usr := make(chan os.Signal, 1)
 	signal.Notify(usr, sigHeapProfile)
