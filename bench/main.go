@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -88,6 +90,16 @@ func bench(args []string) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	// Interrupted (Ctrl-C, timeout): stop the peers and clean up first.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		fmt.Fprintf(os.Stderr, "bench: %v: stopping the peers\n", s)
+		running.stopAll()
+		os.RemoveAll(dir)
+		os.Exit(130)
+	}()
 	cert, err := writeCert(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

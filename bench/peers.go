@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"text/template"
 	"time"
@@ -29,7 +30,9 @@ var templates embed.FS
 // tmplData fills a peer's config template.
 type tmplData struct {
 	Dir      string // the peer's scratch directory
-	Addr     string // the peer's https listen address
+	Addr     string // the peer's https listen address, host:port
+	Host     string // Addr's host
+	Port     string // Addr's port
 	Upstream string // host:port of the upstream
 	Cert     string // PEM certificate file
 	Key      string // PEM key file
@@ -93,7 +96,8 @@ func startPeer(e *env, name string) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := tmplData{Dir: dir, Addr: addr, Upstream: e.upstream.addr, Cert: e.cert.cert, Key: e.cert.key, PEM: e.cert.pem}
+	host, port, _ := net.SplitHostPort(addr)
+	d := tmplData{Dir: dir, Addr: addr, Host: host, Port: port, Upstream: e.upstream.addr, Cert: e.cert.cert, Key: e.cert.key, PEM: e.cert.pem}
 	var tmplName, confFile string
 	var args []string
 	var bin string
@@ -138,13 +142,15 @@ func startPeer(e *env, name string) (*proc, error) {
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: a peer never outlives a bench that was killed outright.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
 	p := &proc{name: name, addr: addr, tls: true, config: conf, cmd: cmd, logFile: logf, exited: make(chan struct{})}
 	go func() { cmd.Wait(); close(p.exited) }()
+	running.add(p)
 	if err := p.waitReady(e, 20*time.Second); err != nil {
 		p.stop()
 		out, _ := os.ReadFile(filepath.Join(dir, "output.log"))
@@ -191,6 +197,7 @@ func (p *proc) stop() {
 	if p.cmd == nil {
 		return
 	}
+	running.remove(p)
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.exited:
@@ -358,4 +365,29 @@ func versionOf(e *env, name string) string {
 	}
 	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
 	return line
+}
+
+// running are the peers started and not yet stopped, so that an
+// interrupted bench stops them.
+var running = &procSet{m: map[*proc]bool{}}
+
+type procSet struct {
+	mu sync.Mutex
+	m  map[*proc]bool
+}
+
+func (s *procSet) add(p *proc)    { s.mu.Lock(); s.m[p] = true; s.mu.Unlock() }
+func (s *procSet) remove(p *proc) { s.mu.Lock(); delete(s.m, p); s.mu.Unlock() }
+
+// stopAll stops every running peer.
+func (s *procSet) stopAll() {
+	s.mu.Lock()
+	var ps []*proc
+	for p := range s.m {
+		ps = append(ps, p)
+	}
+	s.mu.Unlock()
+	for _, p := range ps {
+		p.stop()
+	}
 }

@@ -174,10 +174,10 @@ func TestSplice(t *testing.T) {
 // Every template renders with no missing field, and the settings the
 // issue names for each peer are there.
 func TestTemplates(t *testing.T) {
-	d := tmplData{Dir: "/d", Addr: "127.0.0.1:1", Upstream: "127.0.0.1:2", Cert: "/c.pem", Key: "/k.pem", PEM: "/ck.pem"}
+	d := tmplData{Dir: "/d", Addr: "127.0.0.1:1", Host: "127.0.0.1", Port: "1", Upstream: "127.0.0.1:2", Cert: "/c.pem", Key: "/k.pem", PEM: "/ck.pem"}
 	for name, wants := range map[string][]string{
 		"nginx.conf.tmpl":  {"worker_processes 2;", "proxy_buffering off;", "keepalive 256;", "proxy_http_version 1.1;", "listen 127.0.0.1:1 ssl http2;", "server 127.0.0.1:2;"},
-		"Caddyfile.tmpl":   {"flush_interval -1", "tls /c.pem /k.pem", "reverse_proxy 127.0.0.1:2"},
+		"Caddyfile.tmpl":   {"flush_interval -1", "tls /c.pem /k.pem", "reverse_proxy 127.0.0.1:2", "https://127.0.0.1:1, https://localhost:1 {", "bind 127.0.0.1"},
 		"haproxy.cfg.tmpl": {"mode http", "alpn h2,http/1.1", "crt /ck.pem", "server up 127.0.0.1:2"},
 		"sluice.yaml.tmpl": {`https: "127.0.0.1:1"`, "upstream: http://127.0.0.1:2", "cert: /c.pem"},
 	} {

@@ -96,6 +96,7 @@ Stopped all clients for thread #0
 finished in 10.00s, 38123.40 req/s, 5.36MB/s
 requests: 381234 total, 381234 started, 381230 done, 381228 succeeded, 2 failed, 4 errored, 0 timeout
 status codes: 381228 2xx, 0 3xx, 0 4xx, 2 5xx
+traffic: 41.41MB (43422880) total, 1.37MB (1438720) headers (space savings 95.25%), 36.36MB (38122800) data
 `
 
 func TestParseH2load(t *testing.T) {
@@ -109,6 +110,10 @@ func TestParseH2load(t *testing.T) {
 	zero := strings.Replace(h2loadOut, "381228 succeeded", "0 succeeded", 1)
 	if _, _, err := parseH2load(zero); err == nil {
 		t.Error("parseH2load accepted a run where nothing succeeded")
+	}
+	empty := strings.Replace(h2loadOut, "(38122800) data", "(0) data", 1)
+	if _, _, err := parseH2load(empty); err == nil {
+		t.Error("parseH2load accepted empty responses")
 	}
 }
 
@@ -133,5 +138,11 @@ func TestReadH2loadLog(t *testing.T) {
 	os.WriteFile(empty, nil, 0o644)
 	if _, err := readH2loadLog(empty); err == nil {
 		t.Error("readH2loadLog accepted an empty log")
+	}
+}
+
+func TestSmallBodySize(t *testing.T) {
+	if len(smallBody) != 100 {
+		t.Errorf("small response is %d bytes, the issue says 100", len(smallBody))
 	}
 }

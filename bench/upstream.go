@@ -138,6 +138,11 @@ func (u *upstream) sse(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+const (
+	cancelBody = "data: first\n\n"
+	ttfbBody   = "data: hello\n\n"
+)
+
 var smallBody = []byte("0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456\n\n\n")
 
 func (u *upstream) small(w http.ResponseWriter, r *http.Request) {
@@ -195,7 +200,7 @@ func (u *upstream) cancel(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("id")
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.WriteHeader(http.StatusOK)
-	w.Write([]byte("data: first\n\n"))
+	w.Write([]byte(cancelBody))
 	w.(http.Flusher).Flush()
 	ctx, stop := context.WithTimeout(r.Context(), 30*time.Second)
 	defer stop()
@@ -216,6 +221,6 @@ func (u *upstream) cancel(w http.ResponseWriter, r *http.Request) {
 func (u *upstream) ttfb(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.WriteHeader(http.StatusOK)
-	w.Write([]byte("data: hello\n\n"))
+	w.Write([]byte(ttfbBody))
 	w.(http.Flusher).Flush()
 }

@@ -295,12 +295,12 @@ func runTTFB(e *env, p *proc, prm params) (figures, error) {
 			n, err = res.Body.Read(buf)
 		}
 		ds = append(ds, time.Since(start))
-		if n == 0 {
+		rest, rerr := io.ReadAll(res.Body)
+		if body := string(buf[:n]) + string(rest); body != ttfbBody || rerr != nil {
 			res.Body.Close()
 			cancel()
-			return nil, fmt.Errorf("ttfb: no body: %v", err)
+			return nil, fmt.Errorf("ttfb: body %q (%v), want %q", body, rerr, ttfbBody)
 		}
-		io.Copy(io.Discard, res.Body)
 		res.Body.Close()
 		cancel()
 	}
@@ -316,7 +316,7 @@ func runCancel(e *env, p *proc, prm params) (figures, error) {
 	defer c.close()
 	var ds []time.Duration
 	missed := 0
-	first := make([]byte, len("data: first\n\n"))
+	first := make([]byte, len(cancelBody))
 	for i := 0; i < prm.cancelReps; i++ {
 		id := p.name + "-" + strconv.Itoa(i)
 		seen := e.upstream.expectCancel(id)
@@ -324,6 +324,9 @@ func runCancel(e *env, p *proc, prm params) (figures, error) {
 		res, err := request(ctx, c, "/cancel?id="+id)
 		if err == nil {
 			_, err = io.ReadFull(res.Body, first)
+			if err == nil && string(first) != cancelBody {
+				err = fmt.Errorf("first event %q, want %q", first, cancelBody)
+			}
 		}
 		if err != nil {
 			cancel()
@@ -410,6 +413,7 @@ func runBig(e *env, p *proc, prm params) (figures, error) {
 var (
 	reFinished = regexp.MustCompile(`finished in ([0-9.]+)s, ([0-9.]+) req/s`)
 	reRequests = regexp.MustCompile(`requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored`)
+	reData     = regexp.MustCompile(`\((\d+)\) data`)
 )
 
 func runSmall(e *env, p *proc, prm params) (figures, error) {
@@ -458,8 +462,19 @@ func parseH2load(out string) (rps, failed float64, err error) {
 	rps, _ = strconv.ParseFloat(m[2], 64)
 	f, _ := strconv.ParseFloat(r[5], 64)
 	e, _ := strconv.ParseFloat(r[6], 64)
-	if done, _ := strconv.ParseFloat(r[4], 64); done == 0 {
+	ok, _ := strconv.ParseFloat(r[4], 64)
+	if ok == 0 {
 		return 0, 0, errors.New("h2load: no request succeeded")
+	}
+	// Every answer must be the upstream's 100-byte body: a proxy that
+	// answers on its own (an empty 200 for an unknown host) is not
+	// measured as fast.
+	d := reData.FindStringSubmatch(out)
+	if d == nil {
+		return 0, 0, fmt.Errorf("h2load output without a data count:\n%s", tail([]byte(out), 2000))
+	}
+	if data, _ := strconv.ParseFloat(d[1], 64); data < ok*float64(len(smallBody)) {
+		return 0, 0, fmt.Errorf("h2load: %.0f bytes of body for %.0f succeeded requests; want %d each", data, ok, len(smallBody))
 	}
 	return rps, f + e, nil
 }
