@@ -36,6 +36,7 @@ const (
 	mSmallRPS   = "small_rps"
 	mSmallP99   = "small_p99"
 	mSmallFail  = "small_failed"
+	mSmallConns = "small_upstream_conns"
 	mBigMBps    = "big_mbps"
 	mBigGrowth  = "big_peak_growth"
 	mCancelP50  = "cancel_p50"
@@ -55,6 +56,7 @@ var metrics = []metric{
 	{mSmallRPS, "small requests, req/s", unitRPS, false},
 	{mSmallP99, "small requests, p99 latency", unitMicros, true},
 	{mSmallFail, "small requests failed", unitCount, true},
+	{mSmallConns, "small requests, upstream connections opened", unitCount, true},
 	{mBigMBps, "big stream, MB/s", unitMBps, false},
 	{mBigGrowth, "big stream, peak RSS growth", unitBytes, true},
 	{mCancelP50, "cancel to upstream close, p50", unitMicros, true},

@@ -22,7 +22,8 @@ type upstream struct {
 	ln   net.Listener
 	addr string
 
-	sseOpen atomic.Int64 // open /sse exchanges
+	sseOpen  atomic.Int64 // open /sse exchanges
+	accepted atomic.Int64 // connections accepted, for connection reuse
 
 	mu       sync.Mutex
 	cancels  map[string]chan time.Time // /cancel id -> time the upstream saw the close
@@ -44,7 +45,12 @@ func startUpstream() (*upstream, error) {
 	mux.HandleFunc("/big", u.big)
 	mux.HandleFunc("/cancel", u.cancel)
 	mux.HandleFunc("/ttfb", u.ttfb)
-	u.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	u.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10,
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				u.accepted.Add(1)
+			}
+		}}
 	go u.srv.Serve(ln)
 	return u, nil
 }

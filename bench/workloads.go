@@ -61,7 +61,7 @@ func (p params) describe() []string {
 	return []string{
 		fmt.Sprintf("per-chunk latency: %d concurrent streams on one HTTP/2 connection x %d chunks of %d bytes, %v apart; delay from just before the upstream's write to the client's read; direct = the same over HTTP/1.1 to the upstream", p.chunkStreams, p.chunkCount, recordSize, p.chunkGap),
 		fmt.Sprintf("held streams: %d concurrent SSE streams over %d HTTP/2 connections, silent after one comment; (RSS of all the proxy's processes with the streams open, after %v, minus RSS before the connections opened) / streams", p.heldStreams, p.heldConns, p.settle),
-		fmt.Sprintf("small requests: h2load -c %d -m %d -t 1, %v measured after %v warm-up, 100-byte responses with Content-Length; p99 from h2load's per-request log", p.smallConns, p.smallStreams, p.smallDuration, p.smallWarmUp),
+		fmt.Sprintf("small requests: h2load -c %d -m %d -t 1, %v measured after %v warm-up, 100-byte responses with Content-Length; p99 from h2load's per-request log; upstream connections = connections the upstream accepted during the run (reuse)", p.smallConns, p.smallStreams, p.smallDuration, p.smallWarmUp),
 		fmt.Sprintf("big stream: one %d MiB chunked response (%d KiB upstream writes) to one HTTP/2 client; MB/s = 10^6 bytes/s; peak RSS growth sampled every 20 ms", p.bigBytes>>20, p.bigWrite>>10),
 		fmt.Sprintf("cancel: %d times, read the first event, cancel the request (HTTP/2 RST_STREAM), time until the upstream's request context ends (its connection closed); a cancel not seen within 2 s counts as never seen, and after 5 of those with none seen the peer is not tried further", p.cancelReps),
 		fmt.Sprintf("time to first byte: %d sequential requests on a warm connection for a streamed (chunked) response the upstream sends at once", p.ttfbReps),
@@ -433,7 +433,9 @@ func runSmall(e *env, p *proc, prm params) (figures, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), prm.smallDuration+prm.smallWarmUp+30*time.Second)
 	defer cancel()
+	conns := e.upstream.accepted.Load()
 	out, err := exec.CommandContext(ctx, "h2load", args...).CombinedOutput()
+	conns = e.upstream.accepted.Load() - conns
 	if err != nil {
 		return nil, fmt.Errorf("h2load: %w\n%s", err, tail(out, 2000))
 	}
@@ -446,7 +448,7 @@ func runSmall(e *env, p *proc, prm params) (figures, error) {
 		return nil, err
 	}
 	os.Remove(logPath)
-	return figures{mSmallRPS: rps, mSmallP99: percentile(lat, 99), mSmallFail: failed}, nil
+	return figures{mSmallRPS: rps, mSmallP99: percentile(lat, 99), mSmallFail: failed, mSmallConns: float64(conns)}, nil
 }
 
 func portOf(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }
