@@ -187,7 +187,7 @@ func writeResults(w io.Writer, info runInfo, agg map[string]figures) {
 		m := metricByID(id)
 		fmt.Fprintf(w, "| %s |", m.name)
 		for _, p := range peers {
-			fmt.Fprintf(w, " %s |", m.format(agg[p].get(id)))
+			fmt.Fprintf(w, " %s |", cell(agg[p], id))
 		}
 		fmt.Fprintln(w)
 	}
@@ -213,7 +213,11 @@ func writeResults(w io.Writer, info runInfo, agg map[string]figures) {
 			}
 			fmt.Fprintf(w, "| %s |", m.name)
 			for _, p := range others {
-				fmt.Fprintf(w, " %s |", ratio(m, agg[peerSluice].get(id), agg[p].get(id)))
+				r := ratio(m, agg[peerSluice].get(id), agg[p].get(id))
+				if r == "–" && neverCancelled(agg[p], id) {
+					r = "peer never passed the cancel on"
+				}
+				fmt.Fprintf(w, " %s |", r)
 			}
 			fmt.Fprintln(w)
 		}
@@ -234,6 +238,19 @@ func writeResults(w io.Writer, info runInfo, agg map[string]figures) {
 			}
 		}
 	}
+}
+
+// cell renders one figure of the results table. A cancel latency that
+// was never measured because no cancel reached the upstream says so.
+func cell(f figures, id string) string {
+	if neverCancelled(f, id) {
+		return "never (2 s)"
+	}
+	return metricByID(id).format(f.get(id))
+}
+
+func neverCancelled(f figures, id string) bool {
+	return (id == mCancelP50 || id == mCancelP99) && math.IsNaN(f.get(id)) && f.get(mCancelMiss) > 0
 }
 
 func presentPeers(agg map[string]figures) []string {

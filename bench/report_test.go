@@ -106,8 +106,8 @@ func TestTargets(t *testing.T) {
 
 func TestWriteResults(t *testing.T) {
 	agg := map[string]figures{
-		peerSluice: {mHeld: 12 << 10, mSmallRPS: 22000},
-		peerNginx:  {mHeld: 18 << 10, mSmallRPS: 21000},
+		peerSluice: {mHeld: 12 << 10, mSmallRPS: 22000, mCancelP50: 90, mCancelMiss: 0},
+		peerNginx:  {mHeld: 18 << 10, mSmallRPS: 21000, mCancelMiss: 5},
 		peerDirect: {mSmallRPS: 90000},
 		"unlisted": {mHeld: 1},
 	}
@@ -126,6 +126,8 @@ func TestWriteResults(t *testing.T) {
 		"- nginx: nginx/1.22.1",
 		"worker_processes 2;",
 		"| big stream MB/s ≥ HAProxy's | – | HAProxy – | not measured |",
+		"| cancel to upstream close, p50 | 90 µs | never (2 s) | – |",
+		"| cancel to upstream close, p50 | peer never passed the cancel on |",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
