@@ -27,6 +27,8 @@ func main() {
 			err = serveHTTPUtil(os.Args[2:])
 		case "serve-sluice":
 			err = serveSluice(os.Args[2:])
+		case "serve-h2proto":
+			err = serveProto(os.Args[2:])
 		default:
 			os.Exit(bench(os.Args[1:]))
 		}
@@ -44,7 +46,7 @@ func bench(args []string) int {
 	quick := fs.Bool("quick", false, "small sizes for a run under a minute (not the issue's parameters)")
 	sluiceBin := fs.String("sluice", "", "the sluice binary (required)")
 	out := fs.String("out", "docs", "directory for benchmarks.md and img/")
-	peersFlag := fs.String("peers", strings.Join(peerOrder, ","), "peers to run, comma-separated")
+	peersFlag := fs.String("peers", strings.Join(peerOrder, ","), "peers to run, comma-separated; "+peerProto+" (an experiment, held streams only) runs only when named")
 	only := fs.String("workloads", "", "workloads to run, comma-separated (default all): held,chunks,ttfb,cancel,big,small")
 	rounds := fs.Int("rounds", 1, "rounds; each figure is the median over rounds")
 	profile := fs.String("profile", "", "run sluice in-process with CPU and heap profiles written to this directory")
@@ -72,7 +74,7 @@ func bench(args []string) int {
 	}
 	peers := strings.Split(*peersFlag, ",")
 	for _, p := range peers {
-		if !slices.Contains(peerOrder, p) {
+		if !slices.Contains(peerOrder, p) && p != peerProto {
 			fmt.Fprintf(os.Stderr, "bench: unknown peer %q (have %s)\n", p, strings.Join(peerOrder, ", "))
 			return 2
 		}
@@ -156,7 +158,7 @@ func bench(args []string) int {
 		for _, w := range wls {
 			for _, name := range peers {
 				p := procs[name]
-				if p == nil || (w.proxiesOnly && !p.tls) {
+				if p == nil || (w.proxiesOnly && !p.tls) || (name == peerProto && w.name != "held") {
 					continue
 				}
 				busy.sample()

@@ -117,6 +117,8 @@ func startPeer(e *env, name string) (*proc, error) {
 	case peerHAProxy:
 		tmplName, confFile = "haproxy.cfg.tmpl", "haproxy.cfg"
 		bin, args = "haproxy", []string{"-db", "-f", filepath.Join(dir, confFile)}
+	case peerProto:
+		bin, args = e.self, []string{"serve-h2proto", "-listen", addr, "-upstream", e.upstream.addr, "-cert", e.cert.cert, "-key", e.cert.key}
 	case peerHTTPUtil:
 		bin, args = e.self, []string{"serve-httputil", "-listen", addr, "-upstream", e.upstream.addr, "-cert", e.cert.cert, "-key", e.cert.key}
 	default:
@@ -354,7 +356,7 @@ func versionOf(e *env, name string) string {
 		cmd = exec.Command("caddy", "version")
 	case peerHAProxy:
 		cmd = exec.Command("haproxy", "-v")
-	case peerHTTPUtil, peerDirect:
+	case peerHTTPUtil, peerDirect, peerProto:
 		return "Go net/http (" + goVersion() + ")"
 	default:
 		return ""

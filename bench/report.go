@@ -18,9 +18,14 @@ const (
 	peerHAProxy  = "haproxy"
 	peerHTTPUtil = "httputil"
 	peerDirect   = "direct"
+	// peerProto is an experiment, run only when named with -peers.
+	peerProto = "h2proto"
 )
 
 var peerOrder = []string{peerSluice, peerHAProxy, peerNginx, peerCaddy, peerHTTPUtil, peerDirect}
+
+// tableOrder adds the experiment at the end when it was run.
+var tableOrder = append(append([]string{}, peerOrder...), peerProto)
 
 var peerTitle = map[string]string{
 	peerSluice:   "sluice",
@@ -29,6 +34,7 @@ var peerTitle = map[string]string{
 	peerHAProxy:  "HAProxy",
 	peerHTTPUtil: "httputil.ReverseProxy",
 	peerDirect:   "direct (no proxy)",
+	peerProto:    "experiment: x/net/http2 + own upstream client",
 }
 
 // A target is one goal of the issue, checked on the aggregated figures.
@@ -194,7 +200,7 @@ func writeResults(w io.Writer, info runInfo, agg map[string]figures) {
 
 	var others []string
 	for _, p := range peers {
-		if p != peerSluice && p != peerDirect {
+		if p != peerSluice && p != peerDirect && p != peerProto {
 			others = append(others, p)
 		}
 	}
@@ -255,7 +261,7 @@ func neverCancelled(f figures, id string) bool {
 
 func presentPeers(agg map[string]figures) []string {
 	var out []string
-	for _, p := range peerOrder {
+	for _, p := range tableOrder {
 		if _, ok := agg[p]; ok {
 			out = append(out, p)
 		}
