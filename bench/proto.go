@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -19,8 +21,11 @@ import (
 // so no readLoop/writeLoop goroutines and no persistConn), one upstream
 // connection per request and nothing else. It bounds from below what a
 // held stream costs with sluice's HTTP/2 server and its own upstream
-// client ("-peers sluice,h2proto -workloads held"). It handles GET
-// without a body only.
+// client ("-peers sluice,h2proto -workloads held"), and a quiet stream
+// that holds no copy buffer while it waits. It handles GET without a
+// body only.
+var protoBufs = sync.Pool{New: func() any { b := make([]byte, 4<<10); return &b }}
+
 func serveProto(args []string) error {
 	fs := flag.NewFlagSet("serve-h2proto", flag.ExitOnError)
 	listen := fs.String("listen", "", "address")
@@ -44,7 +49,8 @@ func serveProto(args []string) error {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
-		res, err := http.ReadResponse(bufio.NewReaderSize(c, 2048), nil)
+		br := bufio.NewReaderSize(c, 2048)
+		res, err := http.ReadResponse(br, nil)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
@@ -56,15 +62,28 @@ func serveProto(args []string) error {
 		w.WriteHeader(res.StatusCode)
 		f := w.(http.Flusher)
 		f.Flush()
-		buf := make([]byte, 4<<10)
+		rc, _ := c.(*net.TCPConn).SyscallConn()
 		for {
-			n, err := res.Body.Read(buf)
+			// A quiet stream holds no copy buffer: wait until the
+			// upstream socket has bytes (MSG_PEEK, so nothing is
+			// consumed), then take one from the pool for one read.
+			if br.Buffered() == 0 {
+				var one [1]byte
+				rc.Read(func(fd uintptr) bool {
+					_, _, err := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+					return err != syscall.EAGAIN
+				})
+			}
+			buf := protoBufs.Get().(*[]byte)
+			n, err := res.Body.Read(*buf)
 			if n > 0 {
-				if _, werr := w.Write(buf[:n]); werr != nil {
+				if _, werr := w.Write((*buf)[:n]); werr != nil {
+					protoBufs.Put(buf)
 					return
 				}
 				f.Flush()
 			}
+			protoBufs.Put(buf)
 			if err == io.EOF {
 				return
 			}
