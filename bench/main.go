@@ -266,5 +266,9 @@ func h2loadVersion() string {
 	if err != nil {
 		return "unknown"
 	}
-	return strings.TrimSpace(string(out))
+	v := strings.TrimSpace(string(out))
+	if d, err := exec.Command("dpkg-query", "-W", "-f=${Version}", debianPackage["h2load"]).Output(); err == nil {
+		v += " (Debian package nghttp2-client " + string(d) + ")"
+	}
+	return v
 }

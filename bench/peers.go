@@ -366,8 +366,15 @@ func versionOf(e *env, name string) string {
 		return "unknown (" + err.Error() + ")"
 	}
 	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	if pkg := debianPackage[name]; pkg != "" {
+		if v, err := exec.Command("dpkg-query", "-W", "-f=${Version}", pkg).Output(); err == nil {
+			line += " (Debian package " + pkg + " " + string(v) + ")"
+		}
+	}
 	return line
 }
+
+var debianPackage = map[string]string{peerNginx: "nginx", peerCaddy: "caddy", peerHAProxy: "haproxy", "h2load": "nghttp2-client"}
 
 // running are the peers started and not yet stopped, so that an
 // interrupted bench stops them.

@@ -164,6 +164,9 @@ func writeResults(w io.Writer, info runInfo, agg map[string]figures) {
 			fmt.Fprintf(w, "- %s: %s\n", peerTitle[p], v)
 		}
 	}
+	if v := info.Versions["h2load"]; v != "" {
+		fmt.Fprintf(w, "- h2load: %s\n", v)
+	}
 	fmt.Fprint(w, "\nWorkloads:\n\n")
 	for _, l := range info.Params {
 		fmt.Fprintf(w, "- %s\n", l)
