@@ -48,7 +48,7 @@ func bench(args []string) int {
 	out := fs.String("out", "docs", "directory for benchmarks.md and img/")
 	peersFlag := fs.String("peers", strings.Join(peerOrder, ","), "peers to run, comma-separated; "+peerProto+" (an experiment, held streams only) runs only when named")
 	only := fs.String("workloads", "", "workloads to run, comma-separated (default all): held,chunks,ttfb,cancel,big,small")
-	rounds := fs.Int("rounds", 1, "rounds; each figure is the median over rounds")
+	rounds := fs.Int("rounds", 0, "rounds, each on fresh processes; each figure is the median over rounds (default 3, 1 with -quick)")
 	profile := fs.String("profile", "", "run sluice in-process with CPU and heap profiles written to this directory")
 	noDoc := fs.Bool("no-doc", false, "print the results instead of writing docs")
 	held := fs.Int("held", 0, "held streams (100 per connection), overriding the mode's count")
@@ -62,6 +62,12 @@ func bench(args []string) int {
 	prm := fullParams
 	if *quick {
 		prm = quickParams
+	}
+	if *rounds <= 0 {
+		*rounds = 3
+		if *quick {
+			*rounds = 1
+		}
 	}
 	if *held > 0 {
 		prm.heldStreams, prm.heldConns = *held, (*held+99)/100
