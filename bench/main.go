@@ -46,7 +46,7 @@ func bench(args []string) int {
 	quick := fs.Bool("quick", false, "small sizes for a run under a minute (not the issue's parameters)")
 	sluiceBin := fs.String("sluice", "", "the sluice binary (required)")
 	out := fs.String("out", "docs", "directory for benchmarks.md and img/")
-	peersFlag := fs.String("peers", strings.Join(peerOrder, ","), "peers to run, comma-separated; "+peerProto+" (an experiment, held streams only) runs only when named")
+	peersFlag := fs.String("peers", strings.Join(peerOrder, ","), "peers to run, comma-separated; the experiments "+peerSluice1P+" (sluice with GOMAXPROCS=1) and "+peerProto+" (held streams only) run only when named")
 	only := fs.String("workloads", "", "workloads to run, comma-separated (default all): held,chunks,ttfb,cancel,big,small")
 	rounds := fs.Int("rounds", 0, "rounds, each on fresh processes; each figure is the median over rounds (default 3, 1 with -quick)")
 	profile := fs.String("profile", "", "run sluice in-process with CPU and heap profiles written to this directory")
@@ -80,7 +80,7 @@ func bench(args []string) int {
 	}
 	peers := strings.Split(*peersFlag, ",")
 	for _, p := range peers {
-		if !slices.Contains(peerOrder, p) && p != peerProto {
+		if !slices.Contains(peerOrder, p) && !slices.Contains(experiments, p) {
 			fmt.Fprintf(os.Stderr, "bench: unknown peer %q (have %s)\n", p, strings.Join(peerOrder, ", "))
 			return 2
 		}

@@ -102,10 +102,10 @@ func startPeer(e *env, name string) (*proc, error) {
 	var args []string
 	var bin string
 	switch name {
-	case peerSluice:
+	case peerSluice, peerSluice1P:
 		tmplName, confFile = "sluice.yaml.tmpl", "sluice.yaml"
 		bin, args = e.sluice, []string{"run", "--config", filepath.Join(dir, confFile)}
-		if e.profile != "" {
+		if e.profile != "" && name == peerSluice {
 			bin, args = e.self, []string{"serve-sluice", "-config", filepath.Join(dir, confFile), "-profile", e.profile}
 		}
 	case peerNginx:
@@ -144,6 +144,9 @@ func startPeer(e *env, name string) (*proc, error) {
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	if name == peerSluice1P {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS=1")
+	}
 	// Pdeathsig: a peer never outlives a bench that was killed outright.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
@@ -348,7 +351,7 @@ func (c *client) get(path string) error {
 func versionOf(e *env, name string) string {
 	var cmd *exec.Cmd
 	switch name {
-	case peerSluice:
+	case peerSluice, peerSluice1P:
 		cmd = exec.Command(e.sluice, "version")
 	case peerNginx:
 		cmd = exec.Command("nginx", "-v")

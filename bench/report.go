@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -18,14 +19,19 @@ const (
 	peerHAProxy  = "haproxy"
 	peerHTTPUtil = "httputil"
 	peerDirect   = "direct"
-	// peerProto is an experiment, run only when named with -peers.
-	peerProto = "h2proto"
+	// Experiments, run only when named with -peers: sluice limited to
+	// one OS thread running Go code, and a bound for an own upstream
+	// client.
+	peerSluice1P = "sluice-1p"
+	peerProto    = "h2proto"
 )
+
+var experiments = []string{peerSluice1P, peerProto}
 
 var peerOrder = []string{peerSluice, peerHAProxy, peerNginx, peerCaddy, peerHTTPUtil, peerDirect}
 
 // tableOrder adds the experiment at the end when it was run.
-var tableOrder = append(append([]string{}, peerOrder...), peerProto)
+var tableOrder = append(append([]string{}, peerOrder...), experiments...)
 
 var peerTitle = map[string]string{
 	peerSluice:   "sluice",
@@ -35,6 +41,7 @@ var peerTitle = map[string]string{
 	peerHTTPUtil: "httputil.ReverseProxy",
 	peerDirect:   "direct (no proxy)",
 	peerProto:    "experiment: x/net/http2 + own upstream client",
+	peerSluice1P: "experiment: sluice, GOMAXPROCS=1",
 }
 
 // A target is one goal of the issue, checked on the aggregated figures.
@@ -203,7 +210,7 @@ func writeResults(w io.Writer, info runInfo, agg map[string]figures) {
 
 	var others []string
 	for _, p := range peers {
-		if p != peerSluice && p != peerDirect && p != peerProto {
+		if p != peerSluice && p != peerDirect && !slices.Contains(experiments, p) {
 			others = append(others, p)
 		}
 	}
