@@ -32,10 +32,14 @@ func putBuf(b *[]byte) {
 }
 
 // nextBufSize picks the buffer for the next read: large after a read that
-// filled the buffer (more is likely waiting), small after a short one (the
-// upstream was drained and the next read may block for long).
+// would have filled the small one (more is likely waiting), small after a
+// shorter one (the upstream was drained and the next read may block for
+// long). A large read that is not full still means data is flowing: the
+// transport's 4 KiB read buffer hands a chunk over in two reads, its
+// buffered head then the rest, and dropping to the small buffer between
+// them cost a quarter of a big stream's throughput.
 func nextBufSize(n, size int) int {
-	if n == size {
+	if n >= smallBufSize {
 		return largeBufSize
 	}
 	return smallBufSize

@@ -53,4 +53,10 @@ func TestNextBufSize(t *testing.T) {
 	if nextBufSize(largeBufSize, largeBufSize) != largeBufSize {
 		t.Error("full large reads should stay large")
 	}
+	if nextBufSize(smallBufSize+1, largeBufSize) != largeBufSize {
+		t.Error("a large read of more than the small buffer holds should stay large")
+	}
+	if nextBufSize(smallBufSize-1, largeBufSize) != smallBufSize {
+		t.Error("a large read of less than the small buffer holds should move back")
+	}
 }

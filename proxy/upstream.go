@@ -27,6 +27,16 @@ const (
 	dialTimeout            = 10 * time.Second
 	upstreamIdleConnTime   = 90 * time.Second
 	maxIdleConnsPerBackend = 256
+	// Every open exchange holds its upstream connection's buffers, so
+	// they are what thousands of quiet streams cost. The write buffer
+	// carries only request heads and body chunks on their way out; 1 KiB
+	// holds a typical head, and larger writes go to the socket directly.
+	// The read buffer holds response heads (longer lines are joined by
+	// textproto) and each chunk's header with the start of its data; the
+	// chunked reader reads the rest of a chunk straight into the copy
+	// buffer, so one copy read still returns one whole chunk.
+	upstreamReadBufSize  = 2 << 10
+	upstreamWriteBufSize = 1 << 10
 )
 
 func newUpstream(addr config.Upstream) *upstream {
@@ -51,6 +61,8 @@ func newUpstream(addr config.Upstream) *upstream {
 		IdleConnTimeout:        upstreamIdleConnTime,
 		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: maxUpstreamHeaderBytes,
+		ReadBufferSize:         upstreamReadBufSize,
+		WriteBufferSize:        upstreamWriteBufSize,
 		// Bodies pass through as the upstream encoded them.
 		DisableCompression: true,
 		// Upstreams speak HTTP/1.1; a non-nil empty map turns HTTP/2 off.

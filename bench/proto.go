@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// serveProto is an experiment, not a peer in the default run: the same
+// x/net/http2 server sluice uses, with an upstream HTTP/1.1 exchange done
+// in the handler goroutine on a plain connection (no net/http.Transport,
+// so no readLoop/writeLoop goroutines and no persistConn), one upstream
+// connection per request and nothing else. It bounds from below what a
+// held stream costs with sluice's HTTP/2 server and its own upstream
+// client ("-peers sluice,h2proto -workloads held"), and a quiet stream
+// that holds no copy buffer while it waits. It handles GET without a
+// body only.
+var protoBufs = sync.Pool{New: func() any { b := make([]byte, 4<<10); return &b }}
+
+func serveProto(args []string) error {
+	fs := flag.NewFlagSet("serve-h2proto", flag.ExitOnError)
+	listen := fs.String("listen", "", "address")
+	up := fs.String("upstream", "", "host:port")
+	cert := fs.String("cert", "", "PEM file")
+	key := fs.String("key", "", "PEM file")
+	fs.Parse(args)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d := net.Dialer{Timeout: 5 * time.Second}
+		c, err := d.DialContext(r.Context(), "tcp", *up)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer c.Close()
+		stop := context.AfterFunc(r.Context(), func() { c.Close() })
+		defer stop()
+		bw := bufio.NewWriterSize(c, 512)
+		fmt.Fprintf(bw, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", r.URL.RequestURI(), *up)
+		if err := bw.Flush(); err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		br := bufio.NewReaderSize(c, 2048)
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer res.Body.Close()
+		for k, v := range res.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(res.StatusCode)
+		f := w.(http.Flusher)
+		f.Flush()
+		rc, _ := c.(*net.TCPConn).SyscallConn()
+		for {
+			// A quiet stream holds no copy buffer: wait until the
+			// upstream socket has bytes (MSG_PEEK, so nothing is
+			// consumed), then take one from the pool for one read.
+			if br.Buffered() == 0 {
+				var one [1]byte
+				rc.Read(func(fd uintptr) bool {
+					_, _, err := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+					return err != syscall.EAGAIN
+				})
+			}
+			buf := protoBufs.Get().(*[]byte)
+			n, err := res.Body.Read(*buf)
+			if n > 0 {
+				if _, werr := w.Write((*buf)[:n]); werr != nil {
+					protoBufs.Put(buf)
+					return
+				}
+				f.Flush()
+			}
+			protoBufs.Put(buf)
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				panic(http.ErrAbortHandler)
+			}
+		}
+	})
+	srv := &http.Server{Addr: *listen, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	if err := http2.ConfigureServer(srv, &http2.Server{MaxConcurrentStreams: 250}); err != nil {
+		return err
+	}
+	go waitSignal(func() { srv.Close() })
+	if err := srv.ListenAndServeTLS(*cert, *key); err != http.ErrServerClosed {
+		return err
+	}
+	return nil
+}
