@@ -116,7 +116,8 @@ func TestErrorKinds(t *testing.T) {
 		{"same match twice", "routes:\n  - { name: a, upstream: \"http://x:1\" }\n  - { name: b, upstream: \"http://x:2\" }\n", `s.yaml:3:5: routes[1].match: same host and path as route "a"`},
 		{"zero read header timeout", "server: { read_header_timeout: 0s }\n", "s.yaml:1:32: server.read_header_timeout: must be above zero"},
 		{"stream limit", "server: { max_concurrent_streams: 0 }\n", "s.yaml:1:35: server.max_concurrent_streams: 0 is outside 1..100000"},
-		{"two documents", "admin: \"\"\n---\nadmin: \"\"\n", "s.yaml:3:6: the file holds more than one YAML document"},
+		{"two documents", "admin: \"\"\n---\nadmin: \"\"\n", "s.yaml:2:1: the file holds more than one YAML document"},
+		{"empty second document", "0\n--- ", "s.yaml:2:1: the file holds more than one YAML document"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Parse("s.yaml", []byte(c.yaml))

@@ -38,11 +38,11 @@ func decodeYAML(file string, data []byte, v any) (pos positions, errs ErrorList,
 		return d.pos, d.errs, false
 	}
 	switch {
+	case len(f.Docs) > 1:
+		d.errorf(docToken(f.Docs[1]), "", "the file holds more than one YAML document; sluice reads exactly one")
+		return d.pos, d.errs, false
 	case len(f.Docs) == 0 || f.Docs[0].Body == nil:
 		// An empty file decodes to the defaults; validation says what is missing.
-	case len(f.Docs) > 1:
-		d.errorf(f.Docs[1].GetToken(), "", "the file holds more than one YAML document; sluice reads exactly one")
-		return d.pos, d.errs, false
 	default:
 		d.decode(f.Docs[0].Body, "", reflect.ValueOf(v).Elem())
 	}
@@ -66,6 +66,19 @@ func posOf(tk *token.Token) Pos {
 		return Pos{}
 	}
 	return Pos{Line: tk.Position.Line, Column: tk.Position.Column}
+}
+
+// docToken is where a document starts: its "---", else its body. An
+// empty document after "---" has no body (DocumentNode.GetToken would
+// panic on it).
+func docToken(doc *ast.DocumentNode) *token.Token {
+	if doc.Start != nil {
+		return doc.Start
+	}
+	if doc.Body != nil {
+		return doc.Body.GetToken()
+	}
+	return nil
 }
 
 // nodePos is where a node starts: for a mapping, its first key (the
