@@ -132,3 +132,56 @@ func TestWebSocketOverHTTP2(t *testing.T) {
 		t.Fatalf("CONNECT on a route without upgrades: %d, want 405", res2.StatusCode)
 	}
 }
+
+// TestWebSocketOverHTTP3 does the same over HTTP/3 (RFC 9220: extended
+// CONNECT on QUIC), with quic-go's client.
+func TestWebSocketOverHTTP3(t *testing.T) {
+	gotKey := make(chan string, 1)
+	up := wsEchoUpstream(t, gotKey)
+	p := startSluiceHTTP3(t, "routes:\n"+route("ws", "/ws", up, "timeouts: { idle: 1m, total: 0s }"))
+	client := p.h3Client()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodConnect, p.url("/ws"), pr)
+	req.Proto = "websocket" // quic-go's client sends it as :protocol
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Origin", "https://localhost")
+	res, err := client.Transport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK || res.ProtoMajor != 3 {
+		t.Fatalf("extended CONNECT over HTTP/3: %s %d, want HTTP/3 200", res.Proto, res.StatusCode)
+	}
+	select {
+	case key := <-gotKey:
+		if len(key) != 24 {
+			t.Fatalf("upstream got Sec-WebSocket-Key %q", key)
+		}
+	default:
+		t.Fatal("upstream saw no handshake")
+	}
+	for i := range 5 {
+		msg := []byte(fmt.Sprintf("h3 message %d", i))
+		if err := writeWSFrame(pw, msg); err != nil {
+			t.Fatal(err)
+		}
+		op, echo, err := readWSFrame(res.Body)
+		if err != nil {
+			t.Fatalf("echo %d: %v", i, err)
+		}
+		if op != 1 || !bytes.Equal(echo, msg) {
+			t.Fatalf("echo %d: opcode %d %q", i, op, echo)
+		}
+	}
+	pw.Write([]byte{0x88, 0x80, 0, 0, 0, 0})
+	pw.Close()
+	line := p.accessLine("/ws", 10*time.Second)
+	if line["method"] != "CONNECT" || line["proto"] != "websocket" || line["status"] != float64(200) {
+		t.Fatalf("access line %v", line)
+	}
+}

@@ -20,6 +20,11 @@ func extendedProtocol(r *http.Request) string {
 	if r.Method != http.MethodConnect || r.ProtoMajor < 2 {
 		return ""
 	}
+	if r.ProtoMajor == 3 {
+		// quic-go's HTTP/3 server (RFC 9220) hands :protocol over as
+		// the request's Proto.
+		return strings.ToLower(r.Proto)
+	}
 	return strings.ToLower(r.Header.Get(":protocol"))
 }
 
