@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	// Advertises SETTINGS_ENABLE_CONNECT_PROTOCOL on HTTP/2 connections.
@@ -95,19 +94,7 @@ func (p *Proxy) tunnelH2(ex *exchange, w http.ResponseWriter, r *http.Request, r
 	}
 	info.ttfb = time.Since(ex.start)
 
-	var out atomic.Int64
-	done := make(chan error, 2)
-	go func() { done <- copyTouching(ex, back, r.Body, nil) }()
-	go func() { done <- copyTouching(ex, flushWriter{w, rc}, back, &out) }()
-	<-done
-	closeBoth()
-	<-done
-	info.bytesOut = out.Load()
-	if reason := ex.expiredReason(); reason != "" {
-		info.reason = reason
-	} else {
-		info.reason = reasonDone
-	}
+	splice(ex, back, r.Body, flushWriter{w, rc}, back, closeBoth, info)
 	return true
 }
 

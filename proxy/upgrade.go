@@ -54,10 +54,18 @@ func (p *Proxy) tunnel(ex *exchange, w http.ResponseWriter, r *http.Request, res
 	info.ttfb = time.Since(ex.start)
 	ex.requestBodyDone.Store(true)
 
+	splice(ex, back, brw.Reader, conn, back, closeBoth, info)
+	return true
+}
+
+// splice copies a tunnel both ways — client to upstream and upstream to
+// client — until either direction ends; then closeBoth ends the other. It
+// records the bytes sent to the client and how the tunnel ended.
+func splice(ex *exchange, toUpstream io.Writer, fromClient io.Reader, toClient io.Writer, fromUpstream io.Reader, closeBoth func(), info *accessInfo) {
 	var out atomic.Int64
 	done := make(chan error, 2)
-	go func() { done <- copyTouching(ex, back, brw.Reader, nil) }()
-	go func() { done <- copyTouching(ex, conn, back, &out) }()
+	go func() { done <- copyTouching(ex, toUpstream, fromClient, nil) }()
+	go func() { done <- copyTouching(ex, toClient, fromUpstream, &out) }()
 	<-done
 	// One direction ended: close both so the other ends too.
 	closeBoth()
@@ -68,7 +76,6 @@ func (p *Proxy) tunnel(ex *exchange, w http.ResponseWriter, r *http.Request, res
 	} else {
 		info.reason = reasonDone
 	}
-	return true
 }
 
 // copyTouching copies src to dst, recording activity for the idle
