@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -140,27 +139,7 @@ func TestHTTP3ClientCancelClosesUpstream(t *testing.T) {
 	up := upstream(t, pausingUpstream([]time.Duration{30 * time.Second}, gone))
 	p := startSluiceHTTP3(t, "routes:\n"+route("app", "/", up))
 
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", p.url("/cancel"), nil)
-	res, err := p.h3Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := res.Body.Read(make([]byte, 64)); err != nil {
-		t.Fatal(err)
-	}
-	cancelled := time.Now()
-	cancel()
-	select {
-	case at := <-gone:
-		if d := at.Sub(cancelled); d > 200*time.Millisecond {
-			t.Fatalf("upstream saw the client go after %s, want < 200ms", d)
-		} else {
-			t.Logf("upstream closed %s after the client cancel", d)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("upstream exchange still open 2s after the client cancel")
-	}
+	cancelClosesUpstream(t, p.h3Client(), p.url("/cancel"), gone, 200*time.Millisecond)
 	if l := p.accessLine("/cancel", 5*time.Second); l["close_reason"] != "client_gone" {
 		t.Fatalf("close_reason %v, want client_gone", l["close_reason"])
 	}

@@ -325,27 +325,7 @@ func TestClientResetClosesUpstreamAtOnce(t *testing.T) {
 		client *http.Client
 	}{{"http2 RST_STREAM", p.h2Client()}, {"http1.1 close", p.h1Client()}} {
 		t.Run(c.name, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(context.Background())
-			req, _ := http.NewRequestWithContext(ctx, "GET", p.url("/reset"), nil)
-			res, err := c.client.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := res.Body.Read(make([]byte, 64)); err != nil {
-				t.Fatal(err)
-			}
-			cancelled := time.Now()
-			cancel()
-			select {
-			case at := <-gone:
-				if d := at.Sub(cancelled); d > 50*time.Millisecond {
-					t.Fatalf("upstream saw the client go after %s, want < 50ms", d)
-				} else {
-					t.Logf("upstream closed %s after the client reset", d)
-				}
-			case <-time.After(2 * time.Second):
-				t.Fatal("upstream exchange still open 2s after the client reset")
-			}
+			cancelClosesUpstream(t, c.client, p.url("/reset"), gone, 50*time.Millisecond)
 			if l := p.accessLine("/reset", 5*time.Second); l["close_reason"] != "client_gone" {
 				t.Fatalf("close_reason %v, want client_gone", l["close_reason"])
 			}
@@ -353,6 +333,35 @@ func TestClientResetClosesUpstreamAtOnce(t *testing.T) {
 			p.lines = nil // the next subtest looks for its own line
 			p.mu.Unlock()
 		})
+	}
+}
+
+// cancelClosesUpstream opens a stream through client, cancels it once
+// the first bytes arrived, and fails unless the upstream (which reports on
+// gone when its request context ends) saw the exchange end within max.
+func cancelClosesUpstream(t *testing.T, client *http.Client, url string, gone <-chan time.Time, max time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := res.Body.Read(make([]byte, 64)); err != nil {
+		t.Fatal(err)
+	}
+	cancelled := time.Now()
+	cancel()
+	select {
+	case at := <-gone:
+		if d := at.Sub(cancelled); d > max {
+			t.Fatalf("upstream saw the client go after %s, want < %s", d, max)
+		} else {
+			t.Logf("upstream closed %s after the client cancel", d)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("upstream exchange still open 2s after the client cancel")
 	}
 }
 
