@@ -3,7 +3,6 @@ package integration
 import (
 	"bufio"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -58,21 +57,7 @@ func TestHTTP3ChunksArriveOneByOne(t *testing.T) {
 		t.Fatalf("proto %s, want HTTP/3", res.Proto)
 	}
 	br := bufio.NewReader(res.Body)
-	for i := 0; i < n; i++ {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			select {
-			case f := <-failed:
-				t.Fatal(f)
-			default:
-			}
-			t.Fatalf("chunk %d: %v", i, err)
-		}
-		if want := fmt.Sprintf("chunk-%02d\n", i); line != want {
-			t.Fatalf("got %q, want %q", line, want)
-		}
-		ack <- i
-	}
+	readLockstep(t, br, n, ack, failed, "")
 	if _, err := br.ReadByte(); err != io.EOF {
 		t.Fatalf("after the last chunk: %v, want a clean EOF", err)
 	}

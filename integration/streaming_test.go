@@ -40,6 +40,29 @@ func lockstepUpstream(t *testing.T, n int, ack <-chan int, failed chan<- string)
 	}
 }
 
+// readLockstep reads the n chunks of a lockstepUpstream from br, telling
+// the upstream (ack) after each one that it arrived; a chunk held back by
+// the proxy makes the upstream report on failed. context goes into read
+// errors.
+func readLockstep(t *testing.T, br *bufio.Reader, n int, ack chan<- int, failed <-chan string, context string) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			select {
+			case f := <-failed:
+				t.Fatal(f)
+			default:
+			}
+			t.Fatalf("chunk %d: %v%s", i, err, context)
+		}
+		if want := fmt.Sprintf("chunk-%02d\n", i); line != want {
+			t.Fatalf("got %q, want %q", line, want)
+		}
+		ack <- i
+	}
+}
+
 func TestChunksArriveFrameByFrame(t *testing.T) {
 	const n = 20
 	ack := make(chan int)
@@ -62,21 +85,7 @@ func TestChunksArriveFrameByFrame(t *testing.T) {
 				t.Fatalf("proto %s, want major %d", res.Proto, c.proto)
 			}
 			br := bufio.NewReader(res.Body)
-			for i := 0; i < n; i++ {
-				line, err := br.ReadString('\n')
-				if err != nil {
-					select {
-					case f := <-failed:
-						t.Fatal(f)
-					default:
-					}
-					t.Fatalf("chunk %d: %v", i, err)
-				}
-				if want := fmt.Sprintf("chunk-%02d\n", i); line != want {
-					t.Fatalf("got %q, want %q", line, want)
-				}
-				ack <- i
-			}
+			readLockstep(t, br, n, ack, failed, "")
 			if _, err := br.ReadByte(); err != io.EOF {
 				t.Fatalf("after the last chunk: %v, want a clean EOF", err)
 			}
@@ -106,21 +115,7 @@ func TestCurlHTTP2StreamsChunkByChunk(t *testing.T) {
 		t.Fatal(err)
 	}
 	br := bufio.NewReader(out)
-	for i := 0; i < n; i++ {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			select {
-			case f := <-failed:
-				t.Fatal(f)
-			default:
-			}
-			t.Fatalf("chunk %d: %v (curl: %s)", i, err, stderr.String())
-		}
-		if want := fmt.Sprintf("chunk-%02d\n", i); line != want {
-			t.Fatalf("got %q, want %q", line, want)
-		}
-		ack <- i
-	}
+	readLockstep(t, br, n, ack, failed, " (curl: "+stderr.String()+")")
 	rest, _ := io.ReadAll(br)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("curl: %v: %s", err, stderr.String())
