@@ -45,8 +45,9 @@ func bench(args []string) int {
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
 	quick := fs.Bool("quick", false, "small sizes for a run under a minute (not the issue's parameters)")
 	sluiceBin := fs.String("sluice", "", "the sluice binary (required)")
+	baseBin := fs.String("sluice-base", "", "an earlier sluice binary, run as the "+peerSluiceBase+" experiment to compare a change in one run")
 	out := fs.String("out", "docs", "directory for benchmarks.md and img/")
-	peersFlag := fs.String("peers", strings.Join(peerOrder, ","), "peers to run, comma-separated; the experiments "+peerSluice1P+" (sluice with GOMAXPROCS=1) and "+peerProto+" (held streams only) run only when named")
+	peersFlag := fs.String("peers", strings.Join(peerOrder, ","), "peers to run, comma-separated; the experiments "+peerSluiceBase+" (needs -sluice-base), "+peerSluice1P+" (sluice with GOMAXPROCS=1) and "+peerProto+" (held streams only) run only when named")
 	only := fs.String("workloads", "", "workloads to run, comma-separated (default all): held,chunks,ttfb,cancel,big,small")
 	rounds := fs.Int("rounds", 0, "rounds, each on fresh processes; each figure is the median over rounds (default 3, 1 with -quick)")
 	profile := fs.String("profile", "", "run sluice in-process with CPU and heap profiles written to this directory")
@@ -79,6 +80,10 @@ func bench(args []string) int {
 		prm.bigWrite = *bigWrite << 10
 	}
 	peers := strings.Split(*peersFlag, ",")
+	if slices.Contains(peers, peerSluiceBase) != (*baseBin != "") {
+		fmt.Fprintln(os.Stderr, "bench: the "+peerSluiceBase+" peer and -sluice-base go together")
+		return 2
+	}
 	for _, p := range peers {
 		if !slices.Contains(peerOrder, p) && !slices.Contains(experiments, p) {
 			fmt.Fprintf(os.Stderr, "bench: unknown peer %q (have %s)\n", p, strings.Join(peerOrder, ", "))
@@ -120,7 +125,7 @@ func bench(args []string) int {
 	}
 	defer up.close()
 	self, _ := os.Executable()
-	e := &env{dir: dir, upstream: up, cert: cert, sluice: *sluiceBin, self: self}
+	e := &env{dir: dir, upstream: up, cert: cert, sluice: *sluiceBin, base: *baseBin, self: self}
 	if *profile != "" {
 		e.profile, _ = filepath.Abs(*profile)
 	}

@@ -57,6 +57,7 @@ type env struct {
 	upstream *upstream
 	cert     certFiles
 	sluice   string // the sluice binary
+	base     string // the earlier sluice binary of the sluice-base experiment
 	self     string // this program, re-executed for the in-Go peers
 	profile  string // directory for sluice's pprof files; "" = none
 }
@@ -102,9 +103,12 @@ func startPeer(e *env, name string) (*proc, error) {
 	var args []string
 	var bin string
 	switch name {
-	case peerSluice, peerSluice1P:
+	case peerSluice, peerSluice1P, peerSluiceBase:
 		tmplName, confFile = "sluice.yaml.tmpl", "sluice.yaml"
 		bin, args = e.sluice, []string{"run", "--config", filepath.Join(dir, confFile)}
+		if name == peerSluiceBase {
+			bin = e.base
+		}
 		if e.profile != "" && name == peerSluice {
 			bin, args = e.self, []string{"serve-sluice", "-config", filepath.Join(dir, confFile), "-profile", e.profile}
 		}
@@ -353,6 +357,8 @@ func versionOf(e *env, name string) string {
 	switch name {
 	case peerSluice, peerSluice1P:
 		cmd = exec.Command(e.sluice, "version")
+	case peerSluiceBase:
+		cmd = exec.Command(e.base, "version")
 	case peerNginx:
 		cmd = exec.Command("nginx", "-v")
 	case peerCaddy:

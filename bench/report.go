@@ -24,9 +24,12 @@ const (
 	// client.
 	peerSluice1P = "sluice-1p"
 	peerProto    = "h2proto"
+	// An earlier sluice binary (-sluice-base), run beside the current one
+	// so that a change is measured against what it replaces in one run.
+	peerSluiceBase = "sluice-base"
 )
 
-var experiments = []string{peerSluice1P, peerProto}
+var experiments = []string{peerSluiceBase, peerSluice1P, peerProto}
 
 var peerOrder = []string{peerSluice, peerHAProxy, peerNginx, peerCaddy, peerHTTPUtil, peerDirect}
 
@@ -34,14 +37,15 @@ var peerOrder = []string{peerSluice, peerHAProxy, peerNginx, peerCaddy, peerHTTP
 var tableOrder = append(append([]string{}, peerOrder...), experiments...)
 
 var peerTitle = map[string]string{
-	peerSluice:   "sluice",
-	peerNginx:    "nginx",
-	peerCaddy:    "Caddy",
-	peerHAProxy:  "HAProxy",
-	peerHTTPUtil: "httputil.ReverseProxy",
-	peerDirect:   "direct (no proxy)",
-	peerProto:    "experiment: x/net/http2 + own upstream client",
-	peerSluice1P: "experiment: sluice, GOMAXPROCS=1",
+	peerSluice:     "sluice",
+	peerNginx:      "nginx",
+	peerCaddy:      "Caddy",
+	peerHAProxy:    "HAProxy",
+	peerHTTPUtil:   "httputil.ReverseProxy",
+	peerDirect:     "direct (no proxy)",
+	peerProto:      "experiment: x/net/http2 + own upstream client",
+	peerSluice1P:   "experiment: sluice, GOMAXPROCS=1",
+	peerSluiceBase: "experiment: sluice before (-sluice-base)",
 }
 
 // A target is one goal of the issue, checked on the aggregated figures.
