@@ -29,6 +29,8 @@ func main() {
 			err = serveSluice(os.Args[2:])
 		case "serve-h2proto":
 			err = serveProto(os.Args[2:])
+		case "serve-h2floor":
+			err = serveFloor(os.Args[2:])
 		default:
 			os.Exit(bench(os.Args[1:]))
 		}
@@ -47,7 +49,7 @@ func bench(args []string) int {
 	sluiceBin := fs.String("sluice", "", "the sluice binary (required)")
 	baseBin := fs.String("sluice-base", "", "an earlier sluice binary, run as the "+peerSluiceBase+" experiment to compare a change in one run")
 	out := fs.String("out", "docs", "directory for benchmarks.md and img/")
-	peersFlag := fs.String("peers", strings.Join(peerOrder, ","), "peers to run, comma-separated; the experiments "+peerSluiceBase+" (needs -sluice-base), "+peerSluice1P+" (sluice with GOMAXPROCS=1) and "+peerProto+" (held streams only) run only when named")
+	peersFlag := fs.String("peers", strings.Join(peerOrder, ","), "peers to run, comma-separated; the experiments "+peerSluiceBase+" (needs -sluice-base), "+peerSluice1P+" (sluice with GOMAXPROCS=1) and "+peerProto+" and "+peerFloor+" (held streams only) run only when named")
 	only := fs.String("workloads", "", "workloads to run, comma-separated (default all): held,chunks,ttfb,cancel,big,small")
 	rounds := fs.Int("rounds", 0, "rounds, each on fresh processes; each figure is the median over rounds (default 3, 1 with -quick)")
 	profile := fs.String("profile", "", "run sluice in-process with CPU and heap profiles written to this directory")
@@ -169,7 +171,7 @@ func bench(args []string) int {
 		for _, w := range wls {
 			for _, name := range peers {
 				p := procs[name]
-				if p == nil || (w.proxiesOnly && !p.tls) || (name == peerProto && w.name != "held") {
+				if p == nil || (w.proxiesOnly && !p.tls) || ((name == peerProto || name == peerFloor) && w.name != "held") {
 					continue
 				}
 				busy.sample()

@@ -123,6 +123,8 @@ func startPeer(e *env, name string) (*proc, error) {
 		bin, args = "haproxy", []string{"-db", "-f", filepath.Join(dir, confFile)}
 	case peerProto:
 		bin, args = e.self, []string{"serve-h2proto", "-listen", addr, "-upstream", e.upstream.addr, "-cert", e.cert.cert, "-key", e.cert.key}
+	case peerFloor:
+		bin, args = e.self, []string{"serve-h2floor", "-listen", addr, "-cert", e.cert.cert, "-key", e.cert.key}
 	case peerHTTPUtil:
 		bin, args = e.self, []string{"serve-httputil", "-listen", addr, "-upstream", e.upstream.addr, "-cert", e.cert.cert, "-key", e.cert.key}
 	default:
@@ -365,7 +367,7 @@ func versionOf(e *env, name string) string {
 		cmd = exec.Command("caddy", "version")
 	case peerHAProxy:
 		cmd = exec.Command("haproxy", "-v")
-	case peerHTTPUtil, peerDirect, peerProto:
+	case peerHTTPUtil, peerDirect, peerProto, peerFloor:
 		return "Go net/http (" + goVersion() + ")"
 	default:
 		return ""

@@ -102,3 +102,36 @@ func serveProto(args []string) error {
 	}
 	return nil
 }
+
+// serveFloor is an experiment: the x/net/http2 server sluice uses, set up
+// as serveProto sets it up, with a handler that answers an event stream
+// itself and then waits for the client to go, and no upstream at all.
+// What a held stream costs here is what any proxy built on x/net/http2
+// pays before it does any proxying ("-peers h2floor -workloads held").
+func serveFloor(args []string) error {
+	fs := flag.NewFlagSet("serve-h2floor", flag.ExitOnError)
+	listen := fs.String("listen", "", "address")
+	cert := fs.String("cert", "", "PEM file")
+	key := fs.String("key", "", "PEM file")
+	fs.Parse(args)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/sse" {
+			io.WriteString(w, "ok\n")
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, ": open\n\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})
+	srv := &http.Server{Addr: *listen, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	if err := http2.ConfigureServer(srv, &http2.Server{MaxConcurrentStreams: 250}); err != nil {
+		return err
+	}
+	go waitSignal(func() { srv.Close() })
+	if err := srv.ListenAndServeTLS(*cert, *key); err != http.ErrServerClosed {
+		return err
+	}
+	return nil
+}

@@ -24,12 +24,15 @@ const (
 	// client.
 	peerSluice1P = "sluice-1p"
 	peerProto    = "h2proto"
+	// x/net/http2 holding streams with no upstream: the floor under
+	// any proxy built on it.
+	peerFloor = "h2floor"
 	// An earlier sluice binary (-sluice-base), run beside the current one
 	// so that a change is measured against what it replaces in one run.
 	peerSluiceBase = "sluice-base"
 )
 
-var experiments = []string{peerSluiceBase, peerSluice1P, peerProto}
+var experiments = []string{peerSluiceBase, peerSluice1P, peerProto, peerFloor}
 
 var peerOrder = []string{peerSluice, peerHAProxy, peerNginx, peerCaddy, peerHTTPUtil, peerDirect}
 
@@ -46,6 +49,7 @@ var peerTitle = map[string]string{
 	peerProto:      "experiment: x/net/http2 + own upstream client",
 	peerSluice1P:   "experiment: sluice, GOMAXPROCS=1",
 	peerSluiceBase: "experiment: sluice before (-sluice-base)",
+	peerFloor:      "experiment: x/net/http2 alone, no upstream",
 }
 
 // A target is one goal of the issue, checked on the aggregated figures.

@@ -242,8 +242,10 @@ func runHeld(e *env, p *proc, prm params) (figures, error) {
 		}()
 	}
 	n := int64(prm.heldStreams)
+	// The h2floor experiment holds its streams without an upstream.
+	upstreamHeld := p.name != peerFloor
 	ok := waitFor(60*time.Second, func() bool {
-		return (opened.Load() >= n && e.upstream.sseOpen.Load() >= n) || firstErr.Load() != nil
+		return (opened.Load() >= n && (!upstreamHeld || e.upstream.sseOpen.Load() >= n)) || firstErr.Load() != nil
 	})
 	if perr := firstErr.Load(); perr != nil {
 		return nil, fmt.Errorf("opening held streams (%d open): %w", opened.Load(), *perr)
