@@ -208,7 +208,7 @@ type closeRecorder struct {
 	closed atomic.Bool
 }
 
-func (c *closeRecorder) Close() error { c.closed.Store(true); return nil }
+func (c *closeRecorder) Close() error   { c.closed.Store(true); return nil }
 func (c *closeRecorder) isClosed() bool { return c.closed.Load() }
 
 // TestCancelClosesUpstream: cancelling the request context closes the
