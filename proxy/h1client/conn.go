@@ -146,26 +146,26 @@ func (c *conn) waitReadable() error {
 		return nil
 	}
 	var one [1]byte
-	var werr error
+	woken := false
 	err := c.raw.Read(func(fd uintptr) bool {
+		if woken {
+			// The poller saw the socket become readable since the peek
+			// below found it empty: data, EOF or an error is there. A
+			// rare spurious wake only means the Read that follows
+			// blocks with its buffer, which is still correct.
+			return true
+		}
 		_, _, err := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		if err == syscall.EAGAIN || err == syscall.EWOULDBLOCK {
-			// The poller is edge-triggered: returning false parks until
-			// the next readiness event, and the peek runs again after it.
+		if err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR {
+			// The poller is edge-triggered: parking is safe only after
+			// a check found nothing, as here.
+			woken = true
 			return false
 		}
-		if err == syscall.EINTR {
-			return false
-		}
-		werr = err
+		// Data, EOF or a socket error: the next Read reports which.
 		return true
 	})
-	if err != nil {
-		return err
-	}
-	// A peek error (a reset) is left for the next Read to report.
-	_ = werr
-	return nil
+	return err
 }
 
 // stale reports whether an idle connection is unusable: the upstream
