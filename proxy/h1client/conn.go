@@ -124,12 +124,17 @@ func (c *conn) readLine(limit int) ([]byte, error) {
 }
 
 // readDirect reads into p, first from the buffer, then from the network
-// when the buffer is empty. It never waits to fill p.
+// when the buffer is empty. It never waits to fill p: after buffered
+// bytes it only takes what the socket already holds, so a large chunk
+// whose head came with the buffer still arrives in one read.
 func (c *conn) readDirect(p []byte) (int, error) {
 	if c.buffered() > 0 {
 		n := copy(p, c.buf[c.r:c.w])
 		c.r += n
 		c.release()
+		if n < len(p) && c.raw != nil {
+			n += c.readNow(p[n:])
+		}
 		return n, nil
 	}
 	n, err := c.nc.Read(p)
@@ -137,6 +142,20 @@ func (c *conn) readDirect(p []byte) (int, error) {
 		c.gotBytes = true
 	}
 	return n, err
+}
+
+// readNow reads what the socket holds without waiting; errors and EOF
+// are left for the next blocking read to report.
+func (c *conn) readNow(p []byte) int {
+	n := 0
+	c.raw.Read(func(fd uintptr) bool {
+		m, err := syscall.Read(int(fd), p)
+		if err == nil && m > 0 {
+			n = m
+		}
+		return true
+	})
+	return n
 }
 
 // waitReadable blocks until the socket has data, EOF or an error, without
