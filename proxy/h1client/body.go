@@ -107,6 +107,7 @@ func (b *body) readChunked(p []byte) (int, error) {
 				return 0, eofIsUnexpected(err)
 			}
 			size, err := parseChunkSize(line)
+			c.release()
 			if err != nil {
 				return 0, err
 			}
@@ -147,6 +148,7 @@ func (b *body) chunkEnd() error {
 	if err != nil {
 		return eofIsUnexpected(err)
 	}
+	b.ex.c.release()
 	if len(line) != 0 {
 		return protoErr("chunk data longer than its size")
 	}
@@ -165,6 +167,7 @@ func (b *body) readTrailer() error {
 			return eofIsUnexpected(err)
 		}
 		if len(line) == 0 {
+			b.ex.c.release()
 			return io.EOF
 		}
 		total += len(line)
@@ -172,6 +175,7 @@ func (b *body) readTrailer() error {
 			return errHeaderTooLarge
 		}
 		name, value, err := parseHeaderLine(string(line))
+		b.ex.c.release()
 		if err != nil {
 			return err
 		}

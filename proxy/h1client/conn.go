@@ -103,7 +103,8 @@ func (c *conn) fill(limit int) error {
 }
 
 // readLine returns the next line without its line ending, reading more as
-// needed. The returned slice is valid until the next call on c.
+// needed. The returned slice is valid until the next call on c; the
+// caller releases the buffer once it is done with the line.
 func (c *conn) readLine(limit int) ([]byte, error) {
 	for {
 		if i := bytes.IndexByte(c.buf[c.r:c.w], '\n'); i >= 0 {

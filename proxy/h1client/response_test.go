@@ -322,3 +322,32 @@ func TestWaitHoldsNoBuffer(t *testing.T) {
 		t.Fatalf("body %q", got)
 	}
 }
+
+// TestQuietStreamHoldsNoBuffer: after a chunk that came with the head was
+// read, with its CRLF, nothing is buffered and no buffer is held.
+func TestQuietStreamHoldsNoBuffer(t *testing.T) {
+	done := make(chan struct{})
+	s := newServer(t, func(t *testing.T, c net.Conn, br *bufio.Reader) {
+		readReq(t, br)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n:\n\n\r\n")
+		<-done
+	})
+	defer close(done)
+	res, err := get(t, s.transport(), s.url("/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b := res.Body.(*body)
+	buf := make([]byte, 64)
+	for got := 0; got < 3; {
+		n, err := b.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += n
+	}
+	if b.ex.c.buf != nil {
+		t.Fatalf("a quiet stream holds a %d-byte read buffer", len(b.ex.c.buf))
+	}
+}
