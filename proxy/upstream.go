@@ -68,6 +68,7 @@ func newUpstream(addr config.Upstream) *upstream {
 		MaxIdleConns:           0, // bounded per backend below
 		MaxIdleConnsPerHost:    maxIdleConnsPerBackend,
 		IdleConnTimeout:        upstreamIdleConnTime,
+		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: maxUpstreamHeaderBytes,
 		// Bodies pass through as the upstream encoded them.
 		DisableCompression: true,
