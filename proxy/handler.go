@@ -208,13 +208,29 @@ func (e errClientWrite) Unwrap() error { return e.err }
 
 // copyBody copies the upstream body to the client. With a flusher, every
 // read is written and flushed before the next read: one upstream chunk,
-// one HTTP/2 DATA frame, no timer.
+// one HTTP/2 DATA frame, no timer. A body that can wait for data (a
+// waiter) is waited on before a buffer is taken whenever the last read
+// drained the upstream, so a quiet stream holds no copy buffer; while data
+// keeps flowing the buffer is kept from read to read.
 func copyBody(ex *exchange, w io.Writer, body io.Reader, flusher http.Flusher) (int64, error) {
 	var written int64
+	wt, _ := body.(waiter)
 	size := smallBufSize
-	buf := getBuf(size)
-	defer func() { putBuf(buf) }()
+	var buf *[]byte
+	defer func() {
+		if buf != nil {
+			putBuf(buf)
+		}
+	}()
 	for {
+		if buf == nil {
+			if wt != nil {
+				if err := wt.Wait(); err != nil {
+					return written, err
+				}
+			}
+			buf = getBuf(size)
+		}
 		n, rerr := body.Read(*buf)
 		if n > 0 {
 			ex.touch()
@@ -233,11 +249,23 @@ func copyBody(ex *exchange, w io.Writer, body io.Reader, flusher http.Flusher) (
 		if rerr != nil {
 			return written, rerr
 		}
-		if next := nextBufSize(n, size); next != size {
+		next := nextBufSize(n, size)
+		switch {
+		case next == smallBufSize && wt != nil:
+			// Drained: the next data may be minutes away.
+			putBuf(buf)
+			buf, size = nil, next
+		case next != size:
 			putBuf(buf)
 			size, buf = next, getBuf(next)
 		}
 	}
+}
+
+// waiter is a response body that can wait for its next data without a
+// buffer (h1client's); closing its connection wakes the wait.
+type waiter interface {
+	Wait() error
 }
 
 // classify names why an exchange failed: a timeout or shutdown sluice

@@ -2,22 +2,29 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"net"
 	"net/http"
 	"time"
 
 	"github.com/sluiceproxy/sluice/config"
+	"github.com/sluiceproxy/sluice/proxy/h1client"
 )
 
-// upstream is one backend address with its own keep-alive pool. The
-// http.Transport returns a connection to the pool only after its response
-// body was read to the end; a body closed early closes the connection, so
-// a half-read stream is never handed to the next exchange.
+// upstream is one backend address with its own keep-alive pool. Its
+// transport returns a connection to the pool only after its response body
+// was read to the end; a body closed early closes the connection, so a
+// half-read stream is never handed to the next exchange.
 type upstream struct {
 	addr      config.Upstream
-	urlHost   string // host part of outgoing URLs; keys the pool
-	transport *http.Transport
+	urlHost   string // host part of outgoing URLs
+	transport transport
+}
+
+// transport is what the proxy needs of an upstream transport: sluice's own
+// HTTP/1.1 client for plain and unix-socket upstreams, net/http's for h2c.
+type transport interface {
+	RoundTrip(*http.Request) (*http.Response, error)
+	CloseIdleConnections()
 }
 
 const (
@@ -27,16 +34,6 @@ const (
 	dialTimeout            = 10 * time.Second
 	upstreamIdleConnTime   = 90 * time.Second
 	maxIdleConnsPerBackend = 256
-	// Every open exchange holds its upstream connection's buffers, so
-	// they are what thousands of quiet streams cost. The write buffer
-	// carries only request heads and body chunks on their way out; 1 KiB
-	// holds a typical head, and larger writes go to the socket directly.
-	// The read buffer holds response heads (longer lines are joined by
-	// textproto) and each chunk's header with the start of its data; the
-	// chunked reader reads the rest of a chunk straight into the copy
-	// buffer, so one copy read still returns one whole chunk.
-	upstreamReadBufSize  = 2 << 10
-	upstreamWriteBufSize = 1 << 10
 )
 
 func newUpstream(addr config.Upstream) *upstream {
@@ -44,33 +41,40 @@ func newUpstream(addr config.Upstream) *upstream {
 	network, address := addr.Network, addr.Address
 	u := &upstream{addr: addr, urlHost: addr.Address}
 	if network == "unix" {
-		// The URL host only names the pool; the dialer ignores it.
+		// The URL host is only the Host header's fallback; the dialer
+		// ignores it.
 		u.urlHost = "localhost"
 	}
-	u.transport = &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			c, err := d.DialContext(ctx, network, address)
-			if err != nil {
-				// Typed so a retry can tell that nothing was sent.
-				return nil, &dialError{err}
-			}
-			return c, nil
-		},
+	dial := func(ctx context.Context) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, address)
+		if err != nil {
+			// Typed so a retry can tell that nothing was sent.
+			return nil, &dialError{err}
+		}
+		return c, nil
+	}
+	if !addr.H2C {
+		u.transport = &h1client.Transport{
+			Dial:                   dial,
+			MaxIdleConns:           maxIdleConnsPerBackend,
+			IdleConnTimeout:        upstreamIdleConnTime,
+			ExpectContinueTimeout:  time.Second,
+			MaxResponseHeaderBytes: maxUpstreamHeaderBytes,
+		}
+		return u
+	}
+	t := &http.Transport{
+		DialContext:            func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
 		MaxIdleConns:           0, // bounded per backend below
 		MaxIdleConnsPerHost:    maxIdleConnsPerBackend,
 		IdleConnTimeout:        upstreamIdleConnTime,
 		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: maxUpstreamHeaderBytes,
-		ReadBufferSize:         upstreamReadBufSize,
-		WriteBufferSize:        upstreamWriteBufSize,
 		// Bodies pass through as the upstream encoded them.
 		DisableCompression: true,
-		// Upstreams speak HTTP/1.1; a non-nil empty map turns HTTP/2 off.
-		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
 	}
-	if addr.H2C {
-		useH2C(u.transport)
-	}
+	useH2C(t)
+	u.transport = t
 	return u
 }
 
