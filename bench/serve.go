@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	rtmetrics "runtime/metrics"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -139,6 +140,13 @@ func writeHeap(path string) error {
 	runtime.ReadMemStats(&ms)
 	stats := fmt.Sprintf("goroutines %d\nHeapInuse %d\nHeapIdle %d\nHeapReleased %d\nStackInuse %d\nSys %d\nMSpanInuse %d\nGCSys %d\nOtherSys %d\n",
 		runtime.NumGoroutine(), ms.HeapInuse, ms.HeapIdle, ms.HeapReleased, ms.StackInuse, ms.Sys, ms.MSpanInuse, ms.GCSys, ms.OtherSys)
+	// New goroutines start with the average stack the last GC scanned
+	// (adaptive stack start), so one deep path raises every stream's cost.
+	start := []rtmetrics.Sample{{Name: "/gc/stack/starting-size:bytes"}}
+	rtmetrics.Read(start)
+	if start[0].Value.Kind() == rtmetrics.KindUint64 {
+		stats += fmt.Sprintf("StackStartingSize %d\n", start[0].Value.Uint64())
+	}
 	if err := os.WriteFile(strings.TrimSuffix(path, ".pprof")+"-memstats.txt", []byte(stats), 0o644); err != nil {
 		return err
 	}

@@ -170,11 +170,30 @@ func (t *Transport) getConn(ctx context.Context) (*conn, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	nc, err := t.Dial(ctx)
+	nc, err := t.dial(ctx)
 	if err != nil {
 		return nil, err
 	}
 	return newConn(nc), nil
+}
+
+// dial runs t.Dial on a goroutine of its own. Connecting goes deep into
+// the net package, and a goroutine's stack, once grown, stays grown while
+// the goroutine is blocked: the caller is the handler of a stream that
+// may then sit quiet for hours, and its stack is a large part of what a
+// quiet stream costs. The goroutine lives only while the dial runs.
+func (t *Transport) dial(ctx context.Context) (net.Conn, error) {
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		c, err := t.Dial(ctx)
+		ch <- result{c, err}
+	}()
+	r := <-ch
+	return r.c, r.err
 }
 
 // RoundTrip sends req and reads the response head in the calling
