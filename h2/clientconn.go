@@ -130,13 +130,20 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 func withTLSState(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil {
-			if cc, ok := r.Context().Value(connKey{}).(*clientConn); ok {
-				st := cc.tc.ConnectionState()
-				r.TLS = &st
-			}
+			setTLSState(r)
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// setTLSState is out of line: the state is a large value, and this frame
+// would otherwise sit under every handler's stack, HTTP/2 ones included
+// (see proxy.forward on why that matters).
+func setTLSState(r *http.Request) {
+	if cc, ok := r.Context().Value(connKey{}).(*clientConn); ok {
+		st := cc.tc.ConnectionState()
+		r.TLS = &st
+	}
 }
 
 // serveH2 is TLSNextProto["unencrypted_http2"]: net/http calls it with

@@ -133,6 +133,19 @@ func (ex *exchange) expiredReason() closeReason {
 	return ex.expired
 }
 
+// gotHeaders records that the upstream's response head arrived (or that
+// none will): the response_header timer is done with, and is dropped so
+// that a long stream does not keep it.
+func (ex *exchange) gotHeaders() {
+	ex.headersIn.Store(true)
+	ex.mu.Lock()
+	if ex.headerTimer != nil {
+		ex.headerTimer.Stop()
+		ex.headerTimer = nil
+	}
+	ex.mu.Unlock()
+}
+
 func (ex *exchange) markHeadersOut() {
 	ex.mu.Lock()
 	ex.headersOut = true

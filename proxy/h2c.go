@@ -30,6 +30,33 @@ func isGRPC(r *http.Request) bool {
 	return err == nil && (mt == "application/grpc" || strings.HasPrefix(mt, "application/grpc+"))
 }
 
+// grpcDeadlinePassed reports whether r is a gRPC call whose deadline (its
+// grpc-timeout header) has passed since start. A gRPC server resets a call
+// whose deadline passed, and the client must then hear DEADLINE_EXCEEDED,
+// not the UNAVAILABLE an upstream reset otherwise maps to.
+func grpcDeadlinePassed(r *http.Request, start time.Time) bool {
+	d, ok := grpcTimeout(r.Header.Get("Grpc-Timeout"))
+	return ok && isGRPC(r) && time.Since(start) >= d
+}
+
+// grpcTimeout parses a grpc-timeout value: at most 8 digits and a unit
+// (PROTOCOL-HTTP2.md in grpc/grpc).
+func grpcTimeout(v string) (time.Duration, bool) {
+	if len(v) < 2 || len(v) > 9 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v[:len(v)-1], 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	unit := map[byte]time.Duration{'H': time.Hour, 'M': time.Minute, 'S': time.Second,
+		'm': time.Millisecond, 'u': time.Microsecond, 'n': time.Nanosecond}[v[len(v)-1]]
+	if unit == 0 {
+		return 0, false
+	}
+	return time.Duration(n) * unit, true
+}
+
 // grpcCode maps the HTTP status sluice would answer to the gRPC status a
 // gRPC client understands (grpc/doc/http-grpc-status-mapping.md).
 func grpcCode(status int) int {

@@ -23,17 +23,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := t.router.match(r.Host, routingPath(r.URL.Path))
 	p.observeStart(rt)
 	if rt == nil {
-		http.Error(w, "404 no route for this host and path", http.StatusNotFound)
-		info := accessInfo{status: http.StatusNotFound, reason: reasonDone}
-		t.logAccess(r, nil, start, info)
-		p.observeEnd(nil, start, info)
+		p.answerLocally(w, r, t, nil, start, http.StatusNotFound, "404 no route for this host and path")
 		return
 	}
 	if r.Method == http.MethodConnect && !rt.upgradeAllowed(extendedProtocol(r)) {
-		http.Error(w, "405 CONNECT is not proxied", http.StatusMethodNotAllowed)
-		info := accessInfo{status: http.StatusMethodNotAllowed, reason: reasonDone}
-		t.logAccess(r, rt, start, info)
-		p.observeEnd(rt, start, info)
+		p.answerLocally(w, r, t, rt, start, http.StatusMethodNotAllowed, "405 CONNECT is not proxied")
 		return
 	}
 
@@ -53,30 +47,101 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	panic(http.ErrAbortHandler)
 }
 
+// answerLocally answers a request sluice does not forward, and logs it.
+func (p *Proxy) answerLocally(w http.ResponseWriter, r *http.Request, t *table, rt *route, start time.Time, status int, msg string) {
+	http.Error(w, msg, status)
+	info := accessInfo{status: status, reason: reasonDone}
+	t.logAccess(r, rt, start, info)
+	p.observeEnd(rt, start, info)
+}
+
 // forward runs the exchange and fills info. It returns false when the
 // client stream must be aborted.
+//
+// Its phases are functions of their own, and the rare paths (refusals,
+// failures, logging) are out of line: a goroutine's stack grows to the
+// deepest call it ever made and keeps that size while it is blocked, and
+// the handler of a quiet stream blocks for as long as the stream lasts.
+// Kept shallow, it stays at the runtime's smallest stack but one.
 func (p *Proxy) forward(ex *exchange, w http.ResponseWriter, r *http.Request, t *table, info *accessInfo) bool {
+	var up answer
+	done := p.request(ex, w, r, t, &up, info)
+	if up.b != nil {
+		// least_conn counts the exchange open until it ends, tunnels
+		// and streams included.
+		defer up.b.active.Add(-1)
+	}
+	if done {
+		return true
+	}
+	if up.res.StatusCode == http.StatusSwitchingProtocols {
+		if up.extended {
+			return p.tunnelH2(ex, w, r, up.res, up.wsKey, info)
+		}
+		return p.tunnel(ex, w, r, up.res, up.upgrade, info)
+	}
+	return p.respond(ex, w, r, &up, info)
+}
+
+// answer is what the request phase of an exchange hands the response
+// phase.
+type answer struct {
+	res       *http.Response
+	b         *backend // the backend that answered; nil if none was tried
+	setCookie string   // the sticky-session cookie to add, if any
+	body      *requestBody
+	upgrade   string // the HTTP/1.1 upgrade being tunnelled, if any
+	extended  bool   // an RFC 8441/9220 extended CONNECT
+	wsKey     string // the WebSocket key made up for an extended CONNECT
+}
+
+// request sends the request upstream and waits for the response head. It
+// returns true when the exchange is over: refused, or failed with the
+// client already answered.
+func (p *Proxy) request(ex *exchange, w http.ResponseWriter, r *http.Request, t *table, up *answer, info *accessInfo) bool {
 	rt := ex.rt
-	upgrade := upgradeType(r.Header)
-	if upgrade != "" && (!rt.upgradeAllowed(upgrade) || r.ProtoMajor != 1) {
+	up.upgrade = upgradeType(r.Header)
+	if up.upgrade != "" && (!rt.upgradeAllowed(up.upgrade) || r.ProtoMajor != 1) {
 		// Only the route's upgrades (WebSocket) over HTTP/1.1 are
 		// tunnelled; "h2c" and any other upgrade are dropped and the
 		// request forwarded as a plain one.
-		upgrade = ""
+		up.upgrade = ""
 	}
 	// ServeHTTP lets CONNECT through only as an allowed RFC 8441 upgrade.
-	extended := r.Method == http.MethodConnect
-	if extended {
-		upgrade = extendedProtocol(r)
+	up.extended = r.Method == http.MethodConnect
+	if up.extended {
+		up.upgrade = extendedProtocol(r)
 	}
 	if rt.maxBody > 0 && r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength > rt.maxBody {
-			*info = accessInfo{status: http.StatusRequestEntityTooLarge, reason: reasonRefused}
-			p.writeRefusal(w, r, rt, refusal{http.StatusRequestEntityTooLarge, "request body over the route's max_request_body"})
+			p.refuseBody(w, r, rt, info, http.StatusRequestEntityTooLarge)
 			return true
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
 	}
+	out, sb := p.outgoing(ex, r, t, up)
+	res, b, setCookie, err := p.send(ex, r, out, sb)
+	up.res, up.b, up.setCookie = res, b, setCookie
+	if b != nil {
+		info.upstream = b.up.addr.String()
+	}
+	ex.gotHeaders()
+	ex.touch()
+	if err != nil {
+		p.requestFailed(ex, w, r, up.body, err, info)
+		return true
+	}
+	info.status = res.StatusCode
+	p.observeHeaders(rt, time.Since(ex.start))
+	// The outgoing request is not needed again; a long stream should not
+	// keep its clone of the client's headers.
+	res.Request = nil
+	return false
+}
+
+// outgoing makes the request sluice sends upstream, and the wrapper of
+// its body while a retry may still need it.
+func (p *Proxy) outgoing(ex *exchange, r *http.Request, t *table, up *answer) (*http.Request, *sendBody) {
 	out := r.Clone(ex.ctx)
 	out.RequestURI = ""
 	out.URL.Scheme = "http"
@@ -84,83 +149,102 @@ func (p *Proxy) forward(ex *exchange, w http.ResponseWriter, r *http.Request, t 
 	// Trailers arrive in r.Trailer when the body ends; sharing the map
 	// lets the transport send them on.
 	out.Trailer = r.Trailer
-	prepareRequestHeader(out.Header, r, upgrade, t.trusted)
-	var (
-		body  *requestBody
-		sb    *sendBody
-		wsKey string
-	)
-	if extended {
-		wsKey = prepareExtendedConnect(out)
+	prepareRequestHeader(out.Header, r, up.upgrade, t.trusted)
+	switch {
+	case up.extended:
+		up.wsKey = prepareExtendedConnect(out)
 		ex.requestBodyDone.Store(true)
-	} else if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+	case r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0:
 		// Issue 16036: a nil Body lets the transport retry a request that
 		// failed on a reused connection before anything was sent.
 		out.Body = nil
 		ex.requestBodyDone.Store(true)
-	} else {
-		body = &requestBody{ReadCloser: r.Body, ex: ex}
-		sb = &sendBody{rc: body}
+	default:
+		up.body = &requestBody{ReadCloser: r.Body, ex: ex}
+		sb := &sendBody{rc: up.body}
 		out.Body = sb
+		return out, sb
 	}
+	return out, nil
+}
 
-	res, b, setCookie, err := p.send(ex, r, out, sb)
-	if b != nil {
-		// least_conn counts the exchange open until it ends, tunnels
-		// and streams included.
-		defer b.active.Add(-1)
-		info.upstream = b.up.addr.String()
+// refuseBody answers a request whose body sluice will not forward.
+func (p *Proxy) refuseBody(w http.ResponseWriter, r *http.Request, rt *route, info *accessInfo, status int) {
+	*info = accessInfo{status: status, reason: reasonRefused, upstream: info.upstream}
+	why := refusal{status, "request body over the route's max_request_body"}
+	if status == http.StatusBadRequest {
+		why.reason = "malformed request body framing"
 	}
-	ex.headersIn.Store(true)
-	ex.touch()
-	if err != nil && r.ProtoMajor == 1 && body.malformed(r) {
+	p.writeRefusal(w, r, rt, why)
+}
+
+// requestFailed answers a request that got no response head from the
+// upstream.
+func (p *Proxy) requestFailed(ex *exchange, w http.ResponseWriter, r *http.Request, body *requestBody, err error, info *accessInfo) {
+	rt := ex.rt
+	switch {
+	case r.ProtoMajor == 1 && body.malformed(r):
 		// The client's chunked framing broke (net/http refused it as it
 		// read): the upstream got the head and the body up to there,
 		// then its exchange is cancelled; it never sees a complete
 		// request. The client connection closes after the 400.
-		info.status, info.reason = http.StatusBadRequest, reasonRefused
-		p.writeRefusal(w, r, rt, refusal{http.StatusBadRequest, "malformed request body framing"})
-		return true
-	}
-	if err != nil && body.tooLarge() {
+		p.refuseBody(w, r, rt, info, http.StatusBadRequest)
+		return
+	case body.tooLarge():
 		// The body crossed max_request_body on its way up; the upstream
 		// exchange is cancelled with it.
-		info.status, info.reason = http.StatusRequestEntityTooLarge, reasonRefused
-		p.writeRefusal(w, r, rt, refusal{http.StatusRequestEntityTooLarge, "request body over the route's max_request_body"})
-		return true
+		p.refuseBody(w, r, rt, info, http.StatusRequestEntityTooLarge)
+		return
+	case errors.Is(err, errNoBackend):
+		// Every backend is down: say so at once, no connect timeout.
+		info.reason, info.status = reasonUpstreamError, http.StatusServiceUnavailable
+	default:
+		info.reason = p.classify(ex, r, body, err)
+		info.status = statusFor(info.reason)
+		if info.reason == reasonUpstreamError && grpcDeadlinePassed(r, ex.start) {
+			info.status = http.StatusGatewayTimeout
+		}
+	}
+	if info.reason != reasonClientGone {
+		p.log.Debug("upstream request failed", zap.String("route", rt.name), zap.String("upstream", info.upstream), zap.Error(err))
+		writeError(w, r, info.status)
+	}
+}
+
+// respond sends the response head and streams the body to the client.
+func (p *Proxy) respond(ex *exchange, w http.ResponseWriter, r *http.Request, up *answer, info *accessInfo) bool {
+	res := up.res
+	announced := len(res.Trailer)
+	dst, flusher, cw := p.writeHead(ex, w, r, up, info)
+	n, err := copyBody(ex, dst, res.Body, flusher)
+	info.bytesOut = n
+	res.Body.Close()
+	if cw != nil {
+		if ferr := cw.finish(err == nil); err == nil && ferr != nil {
+			err = errClientWrite{ferr}
+		}
 	}
 	if err != nil {
-		switch {
-		case errors.Is(err, errNoBackend):
-			// Every backend is down: say so at once, no connect timeout.
-			info.reason, info.status = reasonUpstreamError, http.StatusServiceUnavailable
-		default:
-			info.reason = p.classify(ex, r, body, err)
-			info.status = statusFor(info.reason)
-		}
-		if info.reason != reasonClientGone {
-			p.log.Debug("upstream request failed", zap.String("route", rt.name), zap.String("upstream", info.upstream), zap.Error(err))
-			writeError(w, r, info.status)
-		}
-		return true
+		info.reason = p.classify(ex, r, up.body, err)
+		return false
 	}
-	info.status = res.StatusCode
-	p.observeHeaders(rt, time.Since(ex.start))
+	copyTrailers(w.Header(), res.Trailer, announced)
+	info.reason = reasonDone
+	return true
+}
 
-	if res.StatusCode == http.StatusSwitchingProtocols {
-		if extended {
-			return p.tunnelH2(ex, w, r, res, wsKey, info)
-		}
-		return p.tunnel(ex, w, r, res, upgrade, info)
-	}
-
-	announced := len(res.Trailer)
+// writeHead writes the response head to the client, flushed when the
+// response streams, and returns where the body goes: the client or a
+// compressor in front of it, and the flusher to call after each chunk
+// (nil when the response does not stream).
+func (p *Proxy) writeHead(ex *exchange, w http.ResponseWriter, r *http.Request, up *answer, info *accessInfo) (io.Writer, http.Flusher, *compressWriter) {
+	res := up.res
 	copyResponseHeader(w.Header(), res)
-	if setCookie != "" {
-		w.Header().Add("Set-Cookie", setCookie)
+	if up.setCookie != "" {
+		w.Header().Add("Set-Cookie", up.setCookie)
 	}
-	stream := shouldStream(rt.streaming, res)
-	cw := rt.compress.start(w.Header(), r, res, w)
+	stream := shouldStream(ex.rt.streaming, res)
+	cw := ex.rt.compress.start(w.Header(), r, res, w)
 	w.WriteHeader(res.StatusCode)
 	ex.markHeadersOut()
 	info.ttfb = time.Since(ex.start)
@@ -175,29 +259,15 @@ func (p *Proxy) forward(ex *exchange, w http.ResponseWriter, r *http.Request, t 
 	} else {
 		flusher = nil
 	}
-
-	var dst io.Writer = w
-	if cw != nil {
-		dst = cw
-		if flusher != nil {
-			flusher = cw
-		}
+	// The head is sent: a quiet stream need not keep its header map.
+	res.Header = nil
+	if cw == nil {
+		return w, flusher, nil
 	}
-	n, err := copyBody(ex, dst, res.Body, flusher)
-	info.bytesOut = n
-	res.Body.Close()
-	if cw != nil {
-		if ferr := cw.finish(err == nil); err == nil && ferr != nil {
-			err = errClientWrite{ferr}
-		}
+	if flusher != nil {
+		flusher = cw
 	}
-	if err != nil {
-		info.reason = p.classify(ex, r, body, err)
-		return false
-	}
-	copyTrailers(w.Header(), res.Trailer, announced)
-	info.reason = reasonDone
-	return true
+	return cw, flusher, cw
 }
 
 // errClientWrite marks a failed write to the client.

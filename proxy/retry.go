@@ -124,11 +124,17 @@ func (p *Proxy) send(ex *exchange, r, out *http.Request, sb *sendBody) (*http.Re
 			res.Body.Close()
 		}
 		b.active.Add(-1)
-		p.log.Debug("retrying on another backend", zap.String("route", rt.name),
-			zap.String("upstream", b.up.addr.String()), zap.String("next", next.up.addr.String()),
-			zap.Int("try", len(tried)+1), zap.Int("status", statusOf(res)), zap.NamedError("cause", err))
+		p.logRetry(rt, b, next, len(tried)+1, res, err)
 		b, setCookie = next, nextCookie
 	}
+}
+
+// logRetry is out of line so that send's frame, which is on the stack of
+// every exchange, does not carry its fields.
+func (p *Proxy) logRetry(rt *route, from, next *backend, try int, res *http.Response, err error) {
+	p.log.Debug("retrying on another backend", zap.String("route", rt.name),
+		zap.String("upstream", from.up.addr.String()), zap.String("next", next.up.addr.String()),
+		zap.Int("try", try), zap.Int("status", statusOf(res)), zap.NamedError("cause", err))
 }
 
 func statusOf(res *http.Response) int {

@@ -66,7 +66,21 @@ func appendHead(b []byte, req *http.Request) ([]byte, error) {
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, host...)
 	b = append(b, "\r\n"...)
+	// Each part is a call of its own so that this frame, which is on the
+	// stack of every exchange, stays small (see proxy.forward).
+	b, err := appendFields(b, req)
+	if err != nil {
+		return b, err
+	}
+	b, err = appendFraming(b, req, method)
+	if err != nil {
+		return b, err
+	}
+	return append(b, "\r\n"...), nil
+}
 
+// appendFields appends the request's own header fields.
+func appendFields(b []byte, req *http.Request) ([]byte, error) {
 	keys := make([]string, 0, len(req.Header))
 	for k := range req.Header {
 		switch k {
@@ -98,6 +112,11 @@ func appendHead(b []byte, req *http.Request) ([]byte, error) {
 	if req.Close && !httpguts.HeaderValuesContainsToken(req.Header["Connection"], "close") {
 		b = append(b, "Connection: close\r\n"...)
 	}
+	return b, nil
+}
+
+// appendFraming appends the fields that frame the request body.
+func appendFraming(b []byte, req *http.Request, method string) ([]byte, error) {
 	switch n := reqBodyLength(req); {
 	case n > 0:
 		b = append(b, "Content-Length: "...)
@@ -123,7 +142,7 @@ func appendHead(b []byte, req *http.Request) ([]byte, error) {
 		// sends it.
 		b = append(b, "Content-Length: 0\r\n"...)
 	}
-	return append(b, "\r\n"...), nil
+	return b, nil
 }
 
 func validMethod(m string) bool {

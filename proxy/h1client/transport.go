@@ -275,7 +275,12 @@ type exchange struct {
 }
 
 func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, head []byte) (*http.Response, error) {
-	ex := &exchange{t: t, c: c, ctx: ctx, req: req}
+	ex := &exchange{t: t, c: c, ctx: ctx}
+	if hasBody(req) {
+		// Only the body goroutine needs the request after its head is
+		// written; a stream does not keep it otherwise.
+		ex.req = req
+	}
 	nc := c.nc
 	ex.stop = context.AfterFunc(ctx, func() { nc.Close() })
 	if _, err := nc.Write(head); err != nil {
