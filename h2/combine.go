@@ -1,0 +1,114 @@
+package h2
+
+import (
+	"net"
+	"sync"
+)
+
+// combineConn is the TCP connection under a client's tls.Conn. While a
+// write of clientConn is in progress (corked), the TLS records it
+// produces are collected and go out with one write system call when the
+// write ends (uncork), instead of one system call per record.
+//
+// Why: x/net/http2 hands each full DATA frame to crypto/tls as one
+// 16,393-byte write (16 KiB of payload and the 9-byte frame header),
+// one byte over what a TLS record holds, so every frame became a 16 KiB
+// record and a 9-byte record, each with its own write(2); and during
+// crypto/tls's dynamic record sizing (the first 128 KiB of a connection)
+// one write becomes many small records. Nothing is delayed: uncork runs
+// before clientConn.Write returns, so every byte a caller wrote is on the
+// socket when its Write returns, as without the combiner.
+//
+// The buffer comes from a pool only while a write is in progress: a quiet
+// connection holds none. Deadlines pass through to the TCP connection
+// and apply to the combined write. A failed combined write leaves part of
+// a record on the wire, so the error sticks, as crypto/tls's own write
+// errors do.
+type combineConn struct {
+	net.Conn
+
+	mu     sync.Mutex
+	corked bool
+	buf    *[]byte // nil unless corked with records collected
+	err    error
+}
+
+const (
+	// combineMin is the smallest clientConn write that is corked: a
+	// shorter one always fits in one record (the smallest record crypto/tls
+	// sends while sizing records dynamically carries over 1,100 bytes), so
+	// collecting it would only copy it.
+	combineMin = 1024
+	// combineSize holds four full TLS records (16 KiB of plaintext plus at
+	// most 29 bytes of header, nonce, tag and type each): one 64 KiB
+	// HTTP/1.1 body write, or one HTTP/2 DATA frame with room to spare.
+	combineSize = 4 * (16<<10 + 64)
+)
+
+var combinePool = sync.Pool{New: func() any {
+	b := make([]byte, 0, combineSize)
+	return &b
+}}
+
+func newCombineConn(c net.Conn) *combineConn { return &combineConn{Conn: c} }
+
+func (c *combineConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return 0, c.err
+	}
+	if !c.corked {
+		return c.write(p)
+	}
+	if c.buf != nil && len(*c.buf)+len(p) > cap(*c.buf) {
+		if err := c.flushLocked(); err != nil {
+			return 0, err
+		}
+	}
+	if len(p) > combineSize {
+		return c.write(p)
+	}
+	if c.buf == nil {
+		c.buf = combinePool.Get().(*[]byte)
+	}
+	*c.buf = append(*c.buf, p...)
+	return len(p), nil
+}
+
+// write writes p to the socket and makes an error stick.
+func (c *combineConn) write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		c.err = err
+	}
+	return n, err
+}
+
+// cork starts collecting writes.
+func (c *combineConn) cork() {
+	c.mu.Lock()
+	c.corked = true
+	c.mu.Unlock()
+}
+
+// uncork writes what was collected, gives the buffer back and stops
+// collecting.
+func (c *combineConn) uncork() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked = false
+	return c.flushLocked()
+}
+
+func (c *combineConn) flushLocked() error {
+	b := c.buf
+	if b == nil {
+		return c.err
+	}
+	c.buf = nil
+	_, err := c.write(*b)
+	*b = (*b)[:0]
+	combinePool.Put(b)
+	return err
+}
