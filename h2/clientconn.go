@@ -120,7 +120,7 @@ func (c *clientConn) Write(p []byte) (int, error) {
 	if len(p) < combineMin || !c.handshook.Load() {
 		return c.tc.Write(p)
 	}
-	c.wc.cork()
+	c.wc.cork(len(p))
 	n, err := c.tc.Write(p)
 	if ferr := c.wc.uncork(); ferr != nil && err == nil {
 		// Some of what crypto/tls counted as written did not reach the

@@ -29,6 +29,7 @@ type combineConn struct {
 
 	mu     sync.Mutex
 	corked bool
+	want   int     // bytes of plaintext the corked write carries
 	buf    *[]byte // nil unless corked with records collected
 	err    error
 }
@@ -39,16 +40,38 @@ const (
 	// sends while sizing records dynamically carries over 1,100 bytes), so
 	// collecting it would only copy it.
 	combineMin = 1024
+	// combineSmall holds the records of one HTTP/2 DATA frame (16,393
+	// bytes) with room for the overhead of the dozen or so records
+	// dynamic record sizing may cut it into (allowed for as a 16th).
+	combineSmall = 18 << 10
 	// combineSize holds four full TLS records (16 KiB of plaintext plus at
 	// most 29 bytes of header, nonce, tag and type each): one 64 KiB
-	// HTTP/1.1 body write, or one HTTP/2 DATA frame with room to spare.
+	// HTTP/1.1 body write. A write blocked on a slow client holds its
+	// buffer, so the small one is used when it is enough.
 	combineSize = 4 * (16<<10 + 64)
 )
 
-var combinePool = sync.Pool{New: func() any {
-	b := make([]byte, 0, combineSize)
-	return &b
-}}
+var combinePools = [2]sync.Pool{
+	{New: func() any { b := make([]byte, 0, combineSmall); return &b }},
+	{New: func() any { b := make([]byte, 0, combineSize); return &b }},
+}
+
+// getCombineBuf returns an empty buffer for about n bytes of records.
+func getCombineBuf(n int) *[]byte {
+	if n <= combineSmall {
+		return combinePools[0].Get().(*[]byte)
+	}
+	return combinePools[1].Get().(*[]byte)
+}
+
+func putCombineBuf(b *[]byte) {
+	*b = (*b)[:0]
+	if cap(*b) == combineSmall {
+		combinePools[0].Put(b)
+	} else {
+		combinePools[1].Put(b)
+	}
+}
 
 func newCombineConn(c net.Conn) *combineConn { return &combineConn{Conn: c} }
 
@@ -70,7 +93,7 @@ func (c *combineConn) Write(p []byte) (int, error) {
 		return c.write(p)
 	}
 	if c.buf == nil {
-		c.buf = combinePool.Get().(*[]byte)
+		c.buf = getCombineBuf(max(c.want+c.want/16, len(p)))
 	}
 	*c.buf = append(*c.buf, p...)
 	return len(p), nil
@@ -85,10 +108,10 @@ func (c *combineConn) write(p []byte) (int, error) {
 	return n, err
 }
 
-// cork starts collecting writes.
-func (c *combineConn) cork() {
+// cork starts collecting the records of a write of n bytes.
+func (c *combineConn) cork(n int) {
 	c.mu.Lock()
-	c.corked = true
+	c.corked, c.want = true, n
 	c.mu.Unlock()
 }
 
@@ -108,7 +131,6 @@ func (c *combineConn) flushLocked() error {
 	}
 	c.buf = nil
 	_, err := c.write(*b)
-	*b = (*b)[:0]
-	combinePool.Put(b)
+	putCombineBuf(b)
 	return err
 }

@@ -176,7 +176,7 @@ func TestCombineConnCollectsOnlyWhileCorked(t *testing.T) {
 		got <- buf
 	}()
 
-	wc.cork()
+	wc.cork(combineSize)
 	wc.Write([]byte("one "))
 	wc.Write([]byte("two "))
 	if n := sock.writes.Load(); n != 0 {
@@ -194,15 +194,23 @@ func TestCombineConnCollectsOnlyWhileCorked(t *testing.T) {
 	}
 	// A corked write that would overflow the buffer sends what was
 	// collected first, then collects on.
-	wc.cork()
+	wc.cork(combineSize)
 	wc.Write(payload(combineSize - 10))
 	wc.Write(payload(100))
 	if n := sock.writes.Load(); n != 3 {
 		t.Fatalf("%d writes after overflowing the buffer, want 3", n)
 	}
 	wc.uncork()
+
+	// A write of one HTTP/2 frame takes the small buffer.
+	wc.cork(16<<10 + 9)
+	wc.Write([]byte("x"))
+	if cap(*wc.buf) != combineSmall {
+		t.Errorf("a frame-sized write took a %d-byte buffer, want %d", cap(*wc.buf), combineSmall)
+	}
+	wc.uncork()
 	a.Close()
-	if b := <-got; len(b) != len("one two three")+combineSize-10+100 || string(b[:13]) != "one two three" {
+	if b := <-got; len(b) != len("one two three")+combineSize-10+100+1 || string(b[:13]) != "one two three" {
 		t.Fatalf("peer got %d bytes starting %q", len(b), b[:min(len(b), 13)])
 	}
 }
