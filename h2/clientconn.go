@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -16,8 +17,8 @@ import (
 // sluice terminates TLS itself, below net/http, so that it can read what
 // a client sends before net/http and x/net do:
 //
-//	TCP ─ limitListener ─ tls.Server ─ clientConn ─┬─ h1Filter ─ net/http (HTTP/1.1)
-//	                                               └─ frameFilter ─ x/net/http2 (ALPN h2)
+//	TCP ─ limitListener ─ combineConn ─ tls.Server ─ clientConn ─┬─ h1Filter ─ net/http (HTTP/1.1)
+//	                                                             └─ frameFilter ─ x/net/http2 (ALPN h2)
 //
 // net/http sees a plain connection: for HTTP/1.1 it serves it as usual,
 // and for an "h2" connection it sees the HTTP/2 preface and hands the
@@ -28,7 +29,8 @@ import (
 // The handshake runs on the first read, under net/http's read header
 // deadline, so a slow handshake costs no accept-loop time.
 
-// tlsListener wraps accepted connections in TLS and a clientConn.
+// tlsListener wraps accepted connections in a combineConn, TLS and a
+// clientConn.
 type tlsListener struct {
 	net.Listener
 	config  *tls.Config
@@ -40,7 +42,12 @@ func (l *tlsListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &clientConn{tc: tls.Server(c, l.config), maxHead: l.maxHead}, nil
+	return newClientConn(c, l.config, l.maxHead), nil
+}
+
+func newClientConn(c net.Conn, config *tls.Config, maxHead int) *clientConn {
+	wc := newCombineConn(c)
+	return &clientConn{tc: tls.Server(wc, config), wc: wc, maxHead: maxHead}
 }
 
 // clientConn is one client's TLS connection. After the handshake it
@@ -51,11 +58,16 @@ func (l *tlsListener) Accept() (net.Conn, error) {
 // TLS state before the handshake and would not offer its HTTP/2 path.
 type clientConn struct {
 	tc      *tls.Conn
+	wc      *combineConn // under tc
 	maxHead int
 
 	once sync.Once
 	herr error
-	h1   *h1Filter // nil for HTTP/2
+	// handshook is set once the handshake has succeeded. Writes before
+	// that are not corked: the handshake's own flights must reach the
+	// client while tls.Conn waits for its answer.
+	handshook atomic.Bool
+	h1        *h1Filter // nil for HTTP/2
 	// preface holds the HTTP/2 client preface, checked, until net/http
 	// has read it: any other start of an h2 connection closes it, rather
 	// than being parsed as HTTP/1.1 (h2spec 3.5/2).
@@ -72,6 +84,7 @@ func (c *clientConn) handshake() error {
 		if c.herr != nil {
 			return
 		}
+		c.handshook.Store(true)
 		if c.tc.ConnectionState().NegotiatedProtocol != http2.NextProtoTLS {
 			c.h1 = newH1Filter(c.tc, c.maxHead)
 			return
@@ -101,7 +114,22 @@ func (c *clientConn) Read(p []byte) (int, error) {
 	return c.tc.Read(p)
 }
 
-func (c *clientConn) Write(p []byte) (int, error)        { return c.tc.Write(p) }
+// Write seals p and writes its records to the socket with one system
+// call (combineConn) before it returns.
+func (c *clientConn) Write(p []byte) (int, error) {
+	if len(p) < combineMin || !c.handshook.Load() {
+		return c.tc.Write(p)
+	}
+	c.wc.cork(len(p))
+	n, err := c.tc.Write(p)
+	if ferr := c.wc.uncork(); ferr != nil && err == nil {
+		// Some of what crypto/tls counted as written did not reach the
+		// socket, and no one can say how much.
+		return 0, ferr
+	}
+	return n, err
+}
+
 func (c *clientConn) Close() error                       { return c.tc.Close() }
 func (c *clientConn) LocalAddr() net.Addr                { return c.tc.LocalAddr() }
 func (c *clientConn) RemoteAddr() net.Addr               { return c.tc.RemoteAddr() }

@@ -1,7 +1,6 @@
 package h2
 
 import (
-	"bufio"
 	"crypto/tls"
 	"encoding/binary"
 	"io"
@@ -32,17 +31,23 @@ import (
 //     is valid, which ends in the same state.
 //
 // DATA, WINDOW_UPDATE and every other frame pass through unchanged, so
-// streaming and flow control are untouched. Frames are forwarded whole,
-// one at a time: memory is bounded by the largest allowed frame. Anything
-// the filter cannot parse is passed through from then on, for x/net to
-// refuse as it would have.
+// streaming and flow control are untouched. Only the frames the filter
+// may change (HEADERS, CONTINUATION, SETTINGS) are read whole into a
+// buffer; the payload of every other frame goes from the TLS connection
+// straight into x/net's buffer, after the 9-byte header the filter
+// read to see the frame's type. So the filter holds no read buffer of
+// its own (tls.Conn buffers a record already) and copies nothing on the
+// hot path; a header block frame's buffer is dropped once x/net has it,
+// unless it is small. Anything the filter cannot parse is passed through
+// from then on, for x/net to refuse as it would have.
 type frameFilter struct {
 	tlsConn
-	br          *bufio.Reader
 	log         *zap.Logger
 	maxFrame    uint32
 	out         []byte // bytes ready for x/net
 	off         int
+	direct      int // payload bytes still to pass straight from the connection
+	hdr         [frameHeaderLen]byte
 	buf         []byte
 	prefaceLeft int
 	passthrough bool
@@ -65,6 +70,10 @@ const (
 	flagSettingsAck     = 0x1
 	refusedMarkerName   = "X-Sluice-Malformed"
 	maxSettingsPerFrame = 100 // x/net's limit; larger frames are passed as they are
+	// keepFrameBuf is the largest whole-frame buffer kept between frames:
+	// header blocks are usually far smaller, and a quiet connection should
+	// not hold a 16 KiB one for the rest of its life.
+	keepFrameBuf = 2 << 10
 )
 
 // tlsConn is what x/net needs of the connection: it reads the TLS state
@@ -77,7 +86,6 @@ type tlsConn interface {
 func newFrameFilter(c tlsConn, maxFrame uint32, maxHeaderList uint32, log *zap.Logger) *frameFilter {
 	f := &frameFilter{
 		tlsConn:     c,
-		br:          bufio.NewReaderSize(c, 32<<10),
 		log:         log,
 		maxFrame:    maxFrame,
 		prefaceLeft: len(http2.ClientPreface),
@@ -87,50 +95,70 @@ func newFrameFilter(c tlsConn, maxFrame uint32, maxHeaderList uint32, log *zap.L
 	return f
 }
 
-// Read hands x/net the filtered byte stream, one whole frame at a time.
+// Read hands x/net the filtered byte stream.
 func (f *frameFilter) Read(p []byte) (int, error) {
-	if f.off < len(f.out) {
-		n := copy(p, f.out[f.off:])
-		f.off += n
-		return n, nil
+	for {
+		if f.off < len(f.out) {
+			n := copy(p, f.out[f.off:])
+			f.off += n
+			if f.off == len(f.out) {
+				f.release()
+			}
+			return n, nil
+		}
+		if f.direct > 0 {
+			if len(p) > f.direct {
+				p = p[:f.direct]
+			}
+			n, err := f.tlsConn.Read(p)
+			f.direct -= n
+			return n, err
+		}
+		if f.passthrough {
+			return f.tlsConn.Read(p)
+		}
+		if err := f.next(); err != nil {
+			return 0, err
+		}
 	}
-	if f.passthrough {
-		return f.br.Read(p)
-	}
-	if err := f.next(); err != nil {
-		return 0, err
-	}
-	n := copy(p, f.out)
-	f.off = n
-	return n, nil
 }
 
-// next reads the preface or one frame into f.out, filtered.
+// release drops what x/net has read, and a large frame buffer with it.
+func (f *frameFilter) release() {
+	f.out, f.off = nil, 0
+	if cap(f.buf) > keepFrameBuf {
+		f.buf = nil
+	}
+}
+
+// next reads the preface or the next frame's header, and a frame the
+// filter may change whole, into f.out (filtered) and f.direct.
 func (f *frameFilter) next() error {
 	if f.prefaceLeft > 0 {
-		f.buf = grow(f.buf, f.prefaceLeft)
-		if _, err := io.ReadFull(f.br, f.buf); err != nil {
-			return err
-		}
-		f.prefaceLeft = 0
-		f.out = f.buf
+		f.direct, f.prefaceLeft = f.prefaceLeft, 0
 		return nil
 	}
-	var hdr [frameHeaderLen]byte
-	if _, err := io.ReadFull(f.br, hdr[:]); err != nil {
+	hdr := f.hdr[:]
+	if _, err := io.ReadFull(f.tlsConn, hdr); err != nil {
 		return err
 	}
+	f.out, f.off = hdr, 0
 	length := uint32(hdr[0])<<16 | uint32(hdr[1])<<8 | uint32(hdr[2])
 	typ, flags := hdr[3], hdr[4]
 	if length > f.maxFrame {
 		// x/net answers FRAME_SIZE_ERROR and closes; never buffer it.
 		f.passthrough = true
-		f.out = append(f.buf[:0], hdr[:]...)
+		return nil
+	}
+	switch typ {
+	case frameHeaders, frameContinuation, frameSettings:
+	default:
+		f.direct = int(length)
 		return nil
 	}
 	f.buf = grow(f.buf, frameHeaderLen+int(length))
-	copy(f.buf, hdr[:])
-	if _, err := io.ReadFull(f.br, f.buf[frameHeaderLen:]); err != nil {
+	copy(f.buf, hdr)
+	if _, err := io.ReadFull(f.tlsConn, f.buf[frameHeaderLen:]); err != nil {
 		return err
 	}
 	f.out = f.buf
@@ -138,7 +166,6 @@ func (f *frameFilter) next() error {
 	streamID := binary.BigEndian.Uint32(hdr[5:9]) & (1<<31 - 1)
 
 	switch typ {
-	case frameData:
 	case frameSettings:
 		if flags&flagSettingsAck == 0 && streamID == 0 {
 			f.out = dedupeSettings(f.buf)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"testing"
+	"testing/iotest"
 
 	"go.uber.org/zap"
 	"golang.org/x/net/http2"
@@ -192,5 +193,72 @@ func TestFrameFilterPassesOversizedFrameToXNet(t *testing.T) {
 	fr := serverFramer(t, c)
 	if _, err := fr.ReadFrame(); !errors.Is(err, http2.ErrFrameTooLarge) {
 		t.Fatalf("want ErrFrameTooLarge, got %v", err)
+	}
+}
+
+// TestFrameFilterStreamsOtherFramesUnbuffered: with nothing to refuse or
+// deduplicate, the filtered stream is the client's stream byte for byte,
+// however the connection splits it; DATA and the other frames the filter
+// does not change never pass through its buffer, and a large header
+// block's buffer is not kept once x/net has read it.
+func TestFrameFilterStreamsOtherFramesUnbuffered(t *testing.T) {
+	c := newClientStream()
+	c.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20})
+	c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: c.block(request()...), EndHeaders: true})
+	c.fr.WriteData(1, false, payload(maxReadFrameSize))
+	c.fr.WriteDataPadded(1, false, []byte("padded"), make([]byte, 9))
+	c.fr.WriteWindowUpdate(0, 1000)
+	c.fr.WritePing(false, [8]byte{1, 2, 3})
+	c.fr.WriteData(1, true, nil)
+	big := c.block(request("x-big", string(payload(6000)))...)
+	c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: big[:3000], EndStream: true})
+	c.fr.WriteContinuation(3, true, big[3000:])
+	c.fr.WriteRSTStream(3, http2.ErrCodeCancel)
+	want := append([]byte(nil), c.buf.Bytes()...)
+
+	for _, tc := range []struct {
+		name string
+		wrap func(io.Reader) io.Reader
+	}{
+		{"whole", func(r io.Reader) io.Reader { return r }},
+		{"one byte at a time", iotest.OneByteReader},
+		{"half reads", iotest.HalfReader},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFrameFilter(pipeConn{r: tc.wrap(bytes.NewReader(want))}, maxReadFrameSize, 1<<20, zap.NewNop())
+			got, err := io.ReadAll(iotest.OneByteReader(f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("filtered stream differs: %d bytes, want %d", len(got), len(want))
+			}
+			if cap(f.buf) > keepFrameBuf {
+				t.Errorf("frame buffer of %d bytes kept", cap(f.buf))
+			}
+		})
+	}
+
+	// DATA frames, however large, never take the frame buffer.
+	d := newClientStream()
+	d.fr.WriteData(1, false, payload(maxReadFrameSize))
+	d.fr.WriteData(1, true, payload(100))
+	f := newFrameFilter(pipeConn{r: &d.buf}, maxReadFrameSize, 1<<20, zap.NewNop())
+	if _, err := io.ReadFull(f, make([]byte, len(http2.ClientPreface))); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(io.Discard, f)
+	fr.SetMaxReadFrameSize(maxReadFrameSize)
+	for range 2 {
+		fm, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := fm.(*http2.DataFrame); !ok {
+			t.Fatalf("got %v", fm)
+		}
+		if f.buf != nil {
+			t.Fatalf("a DATA frame went through the frame buffer (%d bytes)", cap(f.buf))
+		}
 	}
 }

@@ -36,9 +36,9 @@ import (
 type h1Filter struct {
 	src     io.Reader
 	maxHead int
-	buf     []byte
-	in      []byte // read from src, not yet parsed
-	out     []byte // checked, ready for net/http
+	small   [512]byte // read buffer when the caller's is smaller
+	in      []byte    // read from src, not yet parsed
+	out     []byte    // checked, ready for net/http
 	state   h1State
 	remain  int64 // body or chunk bytes left
 	line    []byte
@@ -63,10 +63,13 @@ const (
 const refusedHead = "REFUSED\r\n\r\n"
 
 func newH1Filter(src io.Reader, maxHead int) *h1Filter {
-	return &h1Filter{src: src, maxHead: maxHead, buf: make([]byte, 16<<10)}
+	return &h1Filter{src: src, maxHead: maxHead}
 }
 
 func (f *h1Filter) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
 	for len(f.out) == 0 {
 		if f.refused {
 			return 0, io.EOF
@@ -111,8 +114,17 @@ func (f *h1Filter) Read(p []byte) (int, error) {
 			}
 			continue
 		}
-		n, err := f.src.Read(f.buf)
-		f.in = append(f.in, f.buf[:n]...)
+		// Read into the caller's buffer, which the output overwrites
+		// anyway: the filter keeps no large read buffer of its own, so an
+		// idle keep-alive connection blocked here holds none. A tiny one
+		// (net/http's one-byte background read) would make parsing a head
+		// quadratic, hence the small buffer.
+		dst := p
+		if len(dst) < len(f.small) {
+			dst = f.small[:]
+		}
+		n, err := f.src.Read(dst)
+		f.in = append(f.in, dst[:n]...)
 		if transient(err) {
 			if n == 0 {
 				return 0, err
@@ -219,7 +231,7 @@ func (f *h1Filter) emit(n int) {
 	f.out = append(f.out, f.in[:n]...)
 	f.in = f.in[n:]
 	if len(f.in) == 0 {
-		f.in = f.buf[:0:0]
+		f.in = nil
 	}
 }
 

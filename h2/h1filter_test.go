@@ -131,3 +131,36 @@ func TestH1FilterTimeoutIsNotSticky(t *testing.T) {
 		}
 	}
 }
+
+// TestH1FilterAnyCallerBufferSize: the filter reads into the caller's
+// buffer (or its small one when that is tiny), so the output must not
+// depend on how large the caller's reads are.
+func TestH1FilterAnyCallerBufferSize(t *testing.T) {
+	pipeline := "GET / HTTP/1.1\r\nHost: a\r\nX-Long: " + strings.Repeat("v", 3000) + "\r\n\r\n" +
+		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" +
+		"GET /last HTTP/1.1\r\nHost: a\r\n\r\n"
+	refused := "GET /ok HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx"
+	for _, size := range []int{1, 7, 511, 512, 4096, 64 << 10} {
+		for _, tc := range []struct{ in, want string }{
+			{pipeline, pipeline},
+			{refused, "GET /ok HTTP/1.1\r\nHost: a\r\n\r\n" + refusedHead},
+		} {
+			f := newH1Filter(strings.NewReader(tc.in), 1<<14)
+			var out bytes.Buffer
+			buf := make([]byte, size)
+			for {
+				n, err := f.Read(buf)
+				out.Write(buf[:n])
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if out.String() != tc.want {
+				t.Errorf("reads of %d bytes: got %q, want %q", size, out.String(), tc.want)
+			}
+		}
+	}
+}

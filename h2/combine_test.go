@@ -1,0 +1,216 @@
+package h2
+
+import (
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	sluicetls "github.com/sluiceproxy/sluice/tls"
+)
+
+// countConn counts the writes that reach the socket, and fails them
+// once fail is set.
+type countConn struct {
+	net.Conn
+	writes atomic.Int64
+	bytes  atomic.Int64
+	fail   atomic.Pointer[error]
+}
+
+func (c *countConn) Write(p []byte) (int, error) {
+	if err := c.fail.Load(); err != nil {
+		return 0, *err
+	}
+	c.writes.Add(1)
+	n, err := c.Conn.Write(p)
+	c.bytes.Add(int64(n))
+	return n, err
+}
+
+// tlsPair returns a handshaken server clientConn over loopback TCP, the
+// socket under it and the client's end.
+func tlsPair(t *testing.T) (*clientConn, *countConn, *tls.Conn) {
+	t.Helper()
+	cfg, err := sluicetls.NewConfig(nil, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var client *tls.Conn
+	var cerr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		client, cerr = tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	}()
+	raw, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := &countConn{Conn: raw}
+	c := newClientConn(sock, cfg, 1<<16)
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := c.handshake(); err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Time{})
+	wg.Wait()
+	if cerr != nil {
+		t.Fatal(cerr)
+	}
+	t.Cleanup(func() { client.Close() })
+	return c, sock, client
+}
+
+func payload(n int) []byte {
+	p := make([]byte, n)
+	for i := range p {
+		p[i] = byte(i * 7)
+	}
+	return p
+}
+
+// readAll reads n bytes at the client, or as many as arrive before a
+// deadline, so that a regression fails fast.
+func readAll(t *testing.T, client *tls.Conn, n int) []byte {
+	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got := make([]byte, n)
+	if k, err := io.ReadFull(client, got); err != nil {
+		t.Errorf("client read %d of %d bytes: %v", k, n, err)
+		return got[:k]
+	}
+	return got
+}
+
+func TestClientConnWritesEachCallWithOneSyscall(t *testing.T) {
+	c, sock, client := tlsPair(t)
+	for _, tc := range []struct {
+		name     string
+		size     int
+		maxCalls int64
+	}{
+		{"below combineMin", 100, 1},
+		// A full DATA frame: 16 KiB and its 9-byte header, two records.
+		{"HTTP/2 frame", 16<<10 + 9, 1},
+		// Several records; crypto/tls still sizes them dynamically here.
+		{"64 KiB", 64 << 10, 2},
+		{"larger than the buffer", 200 << 10, 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := payload(tc.size)
+			before, beforeBytes := sock.writes.Load(), sock.bytes.Load()
+			// The client reads meanwhile: a write larger than the socket
+			// buffers must not block.
+			read := make(chan []byte, 1)
+			go func() { read <- readAll(t, client, len(p)) }()
+			n, err := c.Write(p)
+			if err != nil || n != len(p) {
+				t.Fatalf("Write = %d, %v", n, err)
+			}
+			// Everything is on the socket when Write returns.
+			calls := sock.writes.Load() - before
+			if calls < 1 || calls > tc.maxCalls {
+				t.Errorf("%d write calls, want 1..%d", calls, tc.maxCalls)
+			}
+			if sent := sock.bytes.Load() - beforeBytes; sent < int64(len(p)) {
+				t.Errorf("%d bytes on the socket after Write returned, want at least %d", sent, len(p))
+			}
+			if c.wc.buf != nil {
+				t.Error("the combine buffer is held after Write returned")
+			}
+			if got := <-read; !bytes.Equal(got, p) {
+				t.Error("client read other bytes than were written")
+			}
+		})
+	}
+}
+
+func TestClientConnWriteDeadlinePassesThrough(t *testing.T) {
+	c, _, _ := tlsPair(t)
+	c.SetWriteDeadline(time.Now().Add(-time.Second))
+	if _, err := c.Write(payload(16<<10 + 9)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Write after the deadline: %v, want a deadline error", err)
+	}
+}
+
+func TestClientConnWriteErrorSticks(t *testing.T) {
+	c, sock, _ := tlsPair(t)
+	boom := errors.New("boom")
+	sock.fail.Store(&boom)
+	if n, err := c.Write(payload(16<<10 + 9)); !errors.Is(err, boom) || n != 0 {
+		t.Fatalf("Write = %d, %v; want 0, boom", n, err)
+	}
+	sock.fail.Store(nil)
+	if _, err := c.Write(payload(16<<10 + 9)); err == nil {
+		t.Fatal("a write after a failed one succeeded: part of a record is on the wire")
+	}
+	if c.wc.buf != nil {
+		t.Error("the combine buffer is held after a failed write")
+	}
+}
+
+func TestCombineConnCollectsOnlyWhileCorked(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	sock := &countConn{Conn: a}
+	wc := newCombineConn(sock)
+	got := make(chan []byte, 1)
+	go func() {
+		buf, _ := io.ReadAll(b)
+		got <- buf
+	}()
+
+	wc.cork(combineSize)
+	wc.Write([]byte("one "))
+	wc.Write([]byte("two "))
+	if n := sock.writes.Load(); n != 0 {
+		t.Fatalf("%d writes while corked, want 0", n)
+	}
+	if err := wc.uncork(); err != nil {
+		t.Fatal(err)
+	}
+	if n := sock.writes.Load(); n != 1 {
+		t.Fatalf("%d writes after uncork, want 1", n)
+	}
+	wc.Write([]byte("three"))
+	if n := sock.writes.Load(); n != 2 {
+		t.Fatalf("an uncorked write was held: %d writes, want 2", n)
+	}
+	// A corked write that would overflow the buffer sends what was
+	// collected first, then collects on.
+	wc.cork(combineSize)
+	wc.Write(payload(combineSize - 10))
+	wc.Write(payload(100))
+	if n := sock.writes.Load(); n != 3 {
+		t.Fatalf("%d writes after overflowing the buffer, want 3", n)
+	}
+	wc.uncork()
+
+	// A write of one HTTP/2 frame takes the small buffer.
+	wc.cork(16<<10 + 9)
+	wc.Write([]byte("x"))
+	if cap(*wc.buf) != combineSmall {
+		t.Errorf("a frame-sized write took a %d-byte buffer, want %d", cap(*wc.buf), combineSmall)
+	}
+	wc.uncork()
+	a.Close()
+	if b := <-got; len(b) != len("one two three")+combineSize-10+100+1 || string(b[:13]) != "one two three" {
+		t.Fatalf("peer got %d bytes starting %q", len(b), b[:min(len(b), 13)])
+	}
+}
