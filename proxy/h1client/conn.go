@@ -12,8 +12,11 @@ import (
 
 // bufSize is the pooled read buffer. It holds a typical response head and
 // each chunk's header with the start of its data; larger chunk data is
-// read straight into the caller's buffer.
-const bufSize = 4 << 10
+// read straight into the caller's buffer, and a longer head grows a
+// buffer of its own. Many streams open at once each hold one until their
+// first body bytes are passed on, and the pool keeps them all until the
+// next collections, so its size is what a burst of new streams costs.
+const bufSize = 1 << 10
 
 // maxLineBytes bounds one chunk-size or trailer line, as net/http does.
 const maxLineBytes = 4 << 10

@@ -14,7 +14,9 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-var headPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<10); return &b }}
+// headPool holds request-head buffers; one that grew for a long head goes
+// back grown.
+var headPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // bodyBufSize is the buffer the request body goroutine reads into.
 const bodyBufSize = 16 << 10
