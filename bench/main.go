@@ -169,12 +169,13 @@ func bench(args []string) int {
 			}
 		}
 		for _, w := range wls {
-			for _, name := range peers {
+			for _, name := range rotate(peers, r) {
 				p := procs[name]
 				if p == nil || (w.proxiesOnly && !p.tls) || ((name == peerProto || name == peerFloor) && w.name != "held") {
 					continue
 				}
 				busy.sample()
+				settle()
 				start := time.Now()
 				f, err := w.run(e, p, prm)
 				if err != nil {
@@ -221,6 +222,23 @@ func bench(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// rotate starts round r's order of peers at its r-th peer. Whichever
+// peer runs first after a workload starts was measured slower in A/B runs
+// of one binary against itself (by 30–40 µs of time to first byte), so
+// over the rounds each peer takes its turn there.
+func rotate(peers []string, r int) []string {
+	k := r % len(peers)
+	return append(append([]string{}, peers[k:]...), peers[:k]...)
+}
+
+// settle collects the bench's own garbage from the previous measurement
+// (the held streams leave thousands of connections' worth) and pauses, so
+// that it does not land on the next peer's figures.
+func settle() {
+	runtime.GC()
+	time.Sleep(500 * time.Millisecond)
 }
 
 func summary(f figures) string {

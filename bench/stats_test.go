@@ -146,3 +146,15 @@ func TestSmallBodySize(t *testing.T) {
 		t.Errorf("small response is %d bytes, the issue says 100", len(smallBody))
 	}
 }
+
+func TestRotate(t *testing.T) {
+	peers := []string{"a", "b", "c"}
+	for r, want := range []string{"abc", "bca", "cab", "abc"} {
+		if got := strings.Join(rotate(peers, r), ""); got != want {
+			t.Errorf("round %d: %s, want %s", r, got, want)
+		}
+	}
+	if strings.Join(peers, "") != "abc" {
+		t.Error("rotate changed its argument")
+	}
+}
