@@ -92,15 +92,7 @@ func serveProto(args []string) error {
 			}
 		}
 	})
-	srv := &http.Server{Addr: *listen, Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	if err := http2.ConfigureServer(srv, &http2.Server{MaxConcurrentStreams: 250}); err != nil {
-		return err
-	}
-	go waitSignal(func() { srv.Close() })
-	if err := srv.ListenAndServeTLS(*cert, *key); err != http.ErrServerClosed {
-		return err
-	}
-	return nil
+	return serveXNet(*listen, *cert, *key, h)
 }
 
 // serveFloor is an experiment: the x/net/http2 server sluice uses, set up
@@ -125,12 +117,18 @@ func serveFloor(args []string) error {
 		w.(http.Flusher).Flush()
 		<-r.Context().Done()
 	})
-	srv := &http.Server{Addr: *listen, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	return serveXNet(*listen, *cert, *key, h)
+}
+
+// serveXNet serves h over TLS with the x/net/http2 server sluice uses
+// until a signal ends the process.
+func serveXNet(listen, cert, key string, h http.Handler) error {
+	srv := &http.Server{Addr: listen, Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	if err := http2.ConfigureServer(srv, &http2.Server{MaxConcurrentStreams: 250}); err != nil {
 		return err
 	}
 	go waitSignal(func() { srv.Close() })
-	if err := srv.ListenAndServeTLS(*cert, *key); err != http.ErrServerClosed {
+	if err := srv.ListenAndServeTLS(cert, key); err != http.ErrServerClosed {
 		return err
 	}
 	return nil

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"strconv"
+
+	"github.com/sluiceproxy/sluice/internal/chunked"
 )
 
 // h1Filter checks each HTTP/1.1 request head before net/http reads it,
@@ -212,7 +214,7 @@ func (f *h1Filter) parse() {
 				f.emit(len(line))
 				continue
 			}
-			size, ok := chunkSize(body)
+			size, ok := chunked.Size(body)
 			if !ok {
 				f.pass = true
 				continue
@@ -314,22 +316,6 @@ func checkHead(head []byte) (next h1State, length int64, opaque, ok bool) {
 		return stBody, length, opaque, true
 	}
 	return stHead, 0, opaque, true
-}
-
-// chunkSize parses a chunk-size line without its CRLF, extensions allowed.
-func chunkSize(line []byte) (int64, bool) {
-	if i := bytes.IndexByte(line, ';'); i >= 0 {
-		line = line[:i]
-	}
-	line = bytes.TrimRight(line, " \t")
-	if len(line) == 0 || len(line) > 16 {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(string(line), 16, 63)
-	if err != nil {
-		return 0, false
-	}
-	return int64(n), true
 }
 
 // transient reports a read deadline passing: net/http sets one in the

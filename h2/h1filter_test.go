@@ -59,19 +59,6 @@ func TestH1FilterRefusesAmbiguousHeads(t *testing.T) {
 	}
 }
 
-func TestChunkSize(t *testing.T) {
-	for in, want := range map[string]int64{"0": 0, "a": 10, "FF": 255, "10;x=y": 16, "1 ": 1} {
-		if n, ok := chunkSize([]byte(in)); !ok || n != want {
-			t.Errorf("chunkSize(%q) = %d, %v", in, n, ok)
-		}
-	}
-	for _, in := range []string{"", "x", "-1", "+1", "0x1", "fffffffffffffffff"} {
-		if _, ok := chunkSize([]byte(in)); ok {
-			t.Errorf("chunkSize(%q) accepted", in)
-		}
-	}
-}
-
 type timeoutErr struct{}
 
 func (timeoutErr) Error() string   { return "i/o timeout" }

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/sluiceproxy/sluice/internal/chunked"
 )
 
 // ProtocolError is a response the upstream got wrong: a malformed status
@@ -272,26 +274,9 @@ func announcedTrailers(res *http.Response) error {
 
 // parseChunkSize parses a chunk-size line; extensions are ignored.
 func parseChunkSize(line []byte) (int64, error) {
-	if i := bytes.IndexByte(line, ';'); i >= 0 {
-		line = line[:i]
-	}
-	line = bytes.TrimRight(line, " \t")
-	if len(line) == 0 || len(line) > 15 {
+	n, ok := chunked.Size(line)
+	if !ok {
 		return 0, errBadChunk
-	}
-	var n int64
-	for _, c := range line {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return 0, errBadChunk
-		}
-		n = n<<4 | int64(c)
 	}
 	return n, nil
 }
