@@ -302,10 +302,20 @@ func copyBody(ex *exchange, w io.Writer, body io.Reader, flusher http.Flusher) (
 			buf = getBuf(size)
 		}
 		n, rerr := body.Read(*buf)
+		next := nextBufSize(n, size)
+		// Drained: the next data may be minutes away, so the buffer goes
+		// back as soon as the writer has taken the bytes, before the
+		// flush waits for the client side (streams opening together then
+		// hold fewer buffers at once).
+		drained := next == smallBufSize && wt != nil && rerr == nil
 		if n > 0 {
 			ex.touch()
 			m, werr := w.Write((*buf)[:n])
 			written += int64(m)
+			if drained {
+				putBuf(buf)
+				buf, size = nil, next
+			}
 			if werr == nil && flusher != nil {
 				flusher.Flush()
 			}
@@ -319,10 +329,9 @@ func copyBody(ex *exchange, w io.Writer, body io.Reader, flusher http.Flusher) (
 		if rerr != nil {
 			return written, rerr
 		}
-		next := nextBufSize(n, size)
 		switch {
-		case next == smallBufSize && wt != nil:
-			// Drained: the next data may be minutes away.
+		case buf == nil:
+		case drained:
 			putBuf(buf)
 			buf, size = nil, next
 		case next != size:
