@@ -260,28 +260,8 @@ func rssOf(pid int) int64 {
 // processTree returns pid and all its descendants, from /proc.
 func processTree(root int) []int {
 	children := map[int][]int{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// The command name may contain spaces and parentheses: the
-		// fields after it start after the last ')'.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		children[ppid] = append(children[ppid], pid)
+	for pid, p := range readProcs() {
+		children[p.ppid] = append(children[p.ppid], pid)
 	}
 	out := []int{root}
 	for i := 0; i < len(out); i++ {
