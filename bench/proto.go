@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -27,15 +26,10 @@ import (
 var protoBufs = sync.Pool{New: func() any { b := make([]byte, 4<<10); return &b }}
 
 func serveProto(args []string) error {
-	fs := flag.NewFlagSet("serve-h2proto", flag.ExitOnError)
-	listen := fs.String("listen", "", "address")
-	up := fs.String("upstream", "", "host:port")
-	cert := fs.String("cert", "", "PEM file")
-	key := fs.String("key", "", "PEM file")
-	fs.Parse(args)
+	opt := parseServeFlags("serve-h2proto", args)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d := net.Dialer{Timeout: 5 * time.Second}
-		c, err := d.DialContext(r.Context(), "tcp", *up)
+		c, err := d.DialContext(r.Context(), "tcp", opt.upstream)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
@@ -44,7 +38,7 @@ func serveProto(args []string) error {
 		stop := context.AfterFunc(r.Context(), func() { c.Close() })
 		defer stop()
 		bw := bufio.NewWriterSize(c, 512)
-		fmt.Fprintf(bw, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", r.URL.RequestURI(), *up)
+		fmt.Fprintf(bw, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", r.URL.RequestURI(), opt.upstream)
 		if err := bw.Flush(); err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
@@ -92,7 +86,7 @@ func serveProto(args []string) error {
 			}
 		}
 	})
-	return serveXNet(*listen, *cert, *key, h)
+	return serveXNet(opt.listen, opt.cert, opt.key, h)
 }
 
 // serveFloor is an experiment: the x/net/http2 server sluice uses, set up
@@ -101,11 +95,7 @@ func serveProto(args []string) error {
 // What a held stream costs here is what any proxy built on x/net/http2
 // pays before it does any proxying ("-peers h2floor -workloads held").
 func serveFloor(args []string) error {
-	fs := flag.NewFlagSet("serve-h2floor", flag.ExitOnError)
-	listen := fs.String("listen", "", "address")
-	cert := fs.String("cert", "", "PEM file")
-	key := fs.String("key", "", "PEM file")
-	fs.Parse(args)
+	opt := parseServeFlags("serve-h2floor", args)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/sse" {
 			io.WriteString(w, "ok\n")
@@ -117,7 +107,7 @@ func serveFloor(args []string) error {
 		w.(http.Flusher).Flush()
 		<-r.Context().Done()
 	})
-	return serveXNet(*listen, *cert, *key, h)
+	return serveXNet(opt.listen, opt.cert, opt.key, h)
 }
 
 // serveXNet serves h over TLS with the x/net/http2 server sluice uses

@@ -59,20 +59,30 @@ func writeCert(dir string) (certFiles, error) {
 	return f, nil
 }
 
+// serveFlags are the flags of the in-Go peers the bench re-executes
+// itself as: where to listen, the upstream, and the certificate.
+type serveFlags struct{ listen, upstream, cert, key string }
+
+func parseServeFlags(name string, args []string) serveFlags {
+	var f serveFlags
+	fs := flag.NewFlagSet(name, flag.ExitOnError)
+	fs.StringVar(&f.listen, "listen", "", "address")
+	fs.StringVar(&f.upstream, "upstream", "", "host:port")
+	fs.StringVar(&f.cert, "cert", "", "PEM file")
+	fs.StringVar(&f.key, "key", "", "PEM file")
+	fs.Parse(args)
+	return f
+}
+
 // serveHTTPUtil runs the baseline peer: a plain httputil.ReverseProxy
 // behind net/http's TLS server (HTTP/2 by default), nothing tuned.
 func serveHTTPUtil(args []string) error {
-	fs := flag.NewFlagSet("serve-httputil", flag.ExitOnError)
-	listen := fs.String("listen", "", "address")
-	up := fs.String("upstream", "", "host:port")
-	cert := fs.String("cert", "", "PEM file")
-	key := fs.String("key", "", "PEM file")
-	fs.Parse(args)
-	target := &url.URL{Scheme: "http", Host: *up}
+	f := parseServeFlags("serve-httputil", args)
+	target := &url.URL{Scheme: "http", Host: f.upstream}
 	rp := httputil.NewSingleHostReverseProxy(target)
-	srv := &http.Server{Addr: *listen, Handler: rp, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Addr: f.listen, Handler: rp, ReadHeaderTimeout: 10 * time.Second}
 	go waitSignal(func() { srv.Close() })
-	if err := srv.ListenAndServeTLS(*cert, *key); err != http.ErrServerClosed {
+	if err := srv.ListenAndServeTLS(f.cert, f.key); err != http.ErrServerClosed {
 		return err
 	}
 	return nil
