@@ -3,7 +3,6 @@ package integration
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os/exec"
 	"regexp"
@@ -40,31 +39,7 @@ func TestExampleASGISSE(t *testing.T) {
 	}
 	br := bufio.NewReader(res.Body)
 	const n = 8
-	var worst time.Duration
-	for seen := 0; seen < n; {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatalf("after %d events: %v", seen, err)
-		}
-		data, ok := strings.CutPrefix(strings.TrimSpace(line), "data: ")
-		if !ok {
-			continue
-		}
-		arrived := time.Now()
-		var ev struct {
-			Seq        int   `json:"seq"`
-			SentUnixMs int64 `json:"sent_unix_ms"`
-		}
-		if err := json.Unmarshal([]byte(data), &ev); err != nil || ev.Seq != seen {
-			t.Fatalf("event %d: %q (%v)", seen, data, err)
-		}
-		late := sentLateness(ev.SentUnixMs, arrived)
-		if late > maxStreamLag {
-			t.Fatalf("event %d arrived %s after it was sent: held back", seen, late)
-		}
-		worst = max(worst, late)
-		seen++
-	}
+	worst := readTimedEvents(t, br, n)
 	// An endless feed: the client hangs up, and sluice ends the exchange
 	// as client_gone (and closes the uvicorn connection).
 	res.Body.Close()

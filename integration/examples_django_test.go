@@ -3,7 +3,6 @@ package integration
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -77,32 +76,7 @@ func TestExampleDjangoSSE(t *testing.T) {
 		t.Fatal("X-Accel-Buffering was forwarded; sluice consumes it")
 	}
 	br := bufio.NewReader(res.Body)
-	var worst time.Duration
-	seen := 0
-	for seen < n {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatalf("after %d events: %v", seen, err)
-		}
-		data, ok := strings.CutPrefix(strings.TrimSpace(line), "data: ")
-		if !ok {
-			continue
-		}
-		arrived := time.Now()
-		var ev struct {
-			Seq        int   `json:"seq"`
-			SentUnixMs int64 `json:"sent_unix_ms"`
-		}
-		if err := json.Unmarshal([]byte(data), &ev); err != nil || ev.Seq != seen {
-			t.Fatalf("event %d: %q (%v)", seen, data, err)
-		}
-		late := sentLateness(ev.SentUnixMs, arrived)
-		if late > maxStreamLag {
-			t.Fatalf("event %d arrived %s after it was sent: held back", seen, late)
-		}
-		worst = max(worst, late)
-		seen++
-	}
+	worst := readTimedEvents(t, br, n)
 	if rest, err := io.ReadAll(br); err != nil || strings.TrimSpace(string(rest)) != "" {
 		t.Fatalf("after the last event: %q, %v; want a clean end", rest, err)
 	}

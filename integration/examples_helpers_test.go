@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bufio"
+	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
@@ -116,6 +117,39 @@ func exampleSocket(t *testing.T, name string) string {
 // run on this machine, so they share a clock.
 func sentLateness(sentUnixMs int64, arrived time.Time) time.Duration {
 	return arrived.Sub(time.UnixMilli(sentUnixMs))
+}
+
+// readTimedEvents reads n server-sent events whose data is JSON with a
+// sequence number and the upstream's send time, checks that they arrive
+// in order and none lags more than maxStreamLag, and returns the worst lag.
+func readTimedEvents(t *testing.T, br *bufio.Reader, n int) time.Duration {
+	t.Helper()
+	var worst time.Duration
+	for seen := 0; seen < n; {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("after %d events: %v", seen, err)
+		}
+		data, ok := strings.CutPrefix(strings.TrimSpace(line), "data: ")
+		if !ok {
+			continue
+		}
+		arrived := time.Now()
+		var ev struct {
+			Seq        int   `json:"seq"`
+			SentUnixMs int64 `json:"sent_unix_ms"`
+		}
+		if err := json.Unmarshal([]byte(data), &ev); err != nil || ev.Seq != seen {
+			t.Fatalf("event %d: %q (%v)", seen, data, err)
+		}
+		late := sentLateness(ev.SentUnixMs, arrived)
+		if late > maxStreamLag {
+			t.Fatalf("event %d arrived %s after it was sent: held back", seen, late)
+		}
+		worst = max(worst, late)
+		seen++
+	}
+	return worst
 }
 
 // maxStreamLag is the most a streamed piece may lag behind its send time. A
