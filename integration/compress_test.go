@@ -49,24 +49,8 @@ func TestCompressedSSEStreamsEveryEvent(t *testing.T) {
 	const n = 15
 	ack := make(chan int)
 	failed := make(chan string, 1)
-	up := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		for i := range n {
-			fmt.Fprintf(w, "id: %d\ndata: %d %s\n\n", i, time.Now().UnixNano(), strings.Repeat("payload ", 20))
-			w.(http.Flusher).Flush()
-			select {
-			case got := <-ack:
-				if got != i {
-					failed <- fmt.Sprintf("ack %d for event %d", got, i)
-					return
-				}
-			case <-time.After(3 * time.Second):
-				failed <- fmt.Sprintf("event %d not decoded by the client within 3s: held back", i)
-				return
-			case <-r.Context().Done():
-				return
-			}
-		}
+	up := upstream(t, lockstepWriter("text/event-stream", n, ack, failed, func(w io.Writer, i int) {
+		fmt.Fprintf(w, "id: %d\ndata: %d %s\n\n", i, time.Now().UnixNano(), strings.Repeat("payload ", 20))
 	}))
 	p := startSluice(t, "routes:\n"+route("events", "/", up, "compress: { types: [text/event-stream], min_length: 1KiB }", "timeouts: { idle: 1m, total: 0s }"))
 	c := p.h2Client()

@@ -19,19 +19,25 @@ import (
 // has read that chunk through sluice (ack) before writing the next. A
 // proxy that holds chunks back makes it time out.
 func lockstepUpstream(t *testing.T, n int, ack <-chan int, failed chan<- string) http.HandlerFunc {
+	return lockstepWriter("text/plain", n, ack, failed, func(w io.Writer, i int) { fmt.Fprintf(w, "chunk-%02d\n", i) })
+}
+
+// lockstepWriter is lockstepUpstream with the content type and what each
+// of the n pieces says given.
+func lockstepWriter(contentType string, n int, ack <-chan int, failed chan<- string, write func(w io.Writer, i int)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Type", contentType)
 		for i := 0; i < n; i++ {
-			fmt.Fprintf(w, "chunk-%02d\n", i)
+			write(w, i)
 			w.(http.Flusher).Flush()
 			select {
 			case got := <-ack:
 				if got != i {
-					failed <- fmt.Sprintf("ack %d for chunk %d", got, i)
+					failed <- fmt.Sprintf("ack %d for piece %d", got, i)
 					return
 				}
 			case <-time.After(3 * time.Second):
-				failed <- fmt.Sprintf("chunk %d not seen by the client within 3s of being written: it was buffered", i)
+				failed <- fmt.Sprintf("piece %d not taken by the client within 3s of being written: it was held back", i)
 				return
 			case <-r.Context().Done():
 				return
