@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -99,17 +98,7 @@ func TestWebSocketOverHTTP2(t *testing.T) {
 	}
 
 	for i := range 10 {
-		msg := []byte(fmt.Sprintf("message %d %s", i, strings.Repeat("!", i)))
-		if err := writeWSFrame(pw, msg); err != nil {
-			t.Fatal(err)
-		}
-		op, echo, err := readWSFrame(res.Body)
-		if err != nil {
-			t.Fatalf("echo %d: %v", i, err)
-		}
-		if op != 1 || !bytes.Equal(echo, msg) {
-			t.Fatalf("echo %d: opcode %d %q", i, op, echo)
-		}
+		wsEcho(t, pw, res.Body, fmt.Sprintf("message %d %s", i, strings.Repeat("!", i)))
 	}
 	// A client close frame ends the session cleanly.
 	pw.Write([]byte{0x88, 0x80, 0, 0, 0, 0})
@@ -166,22 +155,27 @@ func TestWebSocketOverHTTP3(t *testing.T) {
 		t.Fatal("upstream saw no handshake")
 	}
 	for i := range 5 {
-		msg := []byte(fmt.Sprintf("h3 message %d", i))
-		if err := writeWSFrame(pw, msg); err != nil {
-			t.Fatal(err)
-		}
-		op, echo, err := readWSFrame(res.Body)
-		if err != nil {
-			t.Fatalf("echo %d: %v", i, err)
-		}
-		if op != 1 || !bytes.Equal(echo, msg) {
-			t.Fatalf("echo %d: opcode %d %q", i, op, echo)
-		}
+		wsEcho(t, pw, res.Body, fmt.Sprintf("h3 message %d", i))
 	}
 	pw.Write([]byte{0x88, 0x80, 0, 0, 0, 0})
 	pw.Close()
 	line := p.accessLine("/ws", 10*time.Second)
 	if line["method"] != "CONNECT" || line["proto"] != "websocket" || line["status"] != float64(200) {
 		t.Fatalf("access line %v", line)
+	}
+}
+
+// wsEcho sends msg as a text frame on w and wants it echoed on r.
+func wsEcho(t *testing.T, w io.Writer, r io.Reader, msg string) {
+	t.Helper()
+	if err := writeWSFrame(w, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	op, echo, err := readWSFrame(r)
+	if err != nil {
+		t.Fatalf("echo of %q: %v", msg, err)
+	}
+	if op != 1 || string(echo) != msg {
+		t.Fatalf("echo of %q: opcode %d %q", msg, op, echo)
 	}
 }
