@@ -173,14 +173,8 @@ func TestAltSvcAdvertisesHTTP3(t *testing.T) {
 func TestHTTP3StreamDrainsOnShutdown(t *testing.T) {
 	up := upstream(t, pausingUpstream([]time.Duration{time.Second}, nil))
 	p := startSluiceHTTP3(t, "server: { shutdown_timeout: 10s }\nroutes:\n"+route("app", "/", up))
-	res, err := p.h3Client().Get(p.url("/drain"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := openStream(t, p.h3Client(), p.url("/drain"))
 	defer res.Body.Close()
-	if _, err := res.Body.Read(make([]byte, 64)); err != nil {
-		t.Fatal(err)
-	}
 	p.signal(15)
 	body, err, _ := readAllTimed(res.Body)
 	if err != nil || !strings.Contains(body, "data: 1") {
@@ -195,14 +189,8 @@ func TestHTTP3ShutdownTimeoutEndsStreams(t *testing.T) {
 	gone := make(chan time.Time, 1)
 	up := upstream(t, pausingUpstream([]time.Duration{30 * time.Second}, gone))
 	p := startSluiceHTTP3(t, "server: { shutdown_timeout: 1s }\nroutes:\n"+route("app", "/", up))
-	res, err := p.h3Client().Get(p.url("/stuck"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := openStream(t, p.h3Client(), p.url("/stuck"))
 	defer res.Body.Close()
-	if _, err := res.Body.Read(make([]byte, 64)); err != nil {
-		t.Fatal(err)
-	}
 	p.signal(15)
 	if body, err, _ := readAllTimed(res.Body); err == nil {
 		t.Fatalf("stream still open past shutdown_timeout ended cleanly: %q", body)

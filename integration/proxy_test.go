@@ -269,13 +269,7 @@ func TestSIGTERMDrainsOpenStreams(t *testing.T) {
 	t.Run("a stream that ends within the drain time completes", func(t *testing.T) {
 		up := upstream(t, pausingUpstream(every(200*time.Millisecond, 8), nil))
 		p := startSluice(t, "server: { shutdown_timeout: 10s }\nroutes:\n"+route("app", "/", up))
-		res, err := p.h2Client().Get(p.url("/drain"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := res.Body.Read(make([]byte, 16)); err != nil {
-			t.Fatal(err)
-		}
+		res := openStream(t, p.h2Client(), p.url("/drain"))
 		p.signal(syscall.SIGTERM)
 		p.waitLog(5*time.Second, func(l map[string]any) bool { return strings.HasPrefix(fmt.Sprint(l["msg"]), "stopping") })
 		// New connections are refused while the old stream drains (the
@@ -306,16 +300,10 @@ func TestSIGTERMDrainsOpenStreams(t *testing.T) {
 	t.Run("a stream longer than the drain time is reset", func(t *testing.T) {
 		up := upstream(t, pausingUpstream(every(200*time.Millisecond, 100), nil))
 		p := startSluice(t, "server: { shutdown_timeout: 1s }\nroutes:\n"+route("app", "/", up))
-		res, err := p.h2Client().Get(p.url("/long"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := res.Body.Read(make([]byte, 16)); err != nil {
-			t.Fatal(err)
-		}
+		res := openStream(t, p.h2Client(), p.url("/long"))
 		stop := time.Now()
 		p.signal(syscall.SIGTERM)
-		_, err, _ = readAllTimed(res.Body)
+		_, err, _ := readAllTimed(res.Body)
 		if err == nil {
 			t.Fatal("stream cut by shutdown ended cleanly")
 		}

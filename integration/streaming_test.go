@@ -337,6 +337,20 @@ func TestClientResetClosesUpstreamAtOnce(t *testing.T) {
 	}
 }
 
+// openStream GETs url through client and reads the response's first
+// bytes, so the stream is known to be under way.
+func openStream(t *testing.T, client *http.Client, url string) *http.Response {
+	t.Helper()
+	res, err := client.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := res.Body.Read(make([]byte, 64)); err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
 // cancelClosesUpstream opens a stream through client, cancels it once
 // the first bytes arrived, and fails unless the upstream (which reports on
 // gone when its request context ends) saw the exchange end within max.
