@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/net/http2"
+
+	"github.com/sluiceproxy/sluice/h2/internal/http2"
 )
 
 // sluice terminates TLS itself, below net/http, so that it can read what

@@ -8,8 +8,9 @@ import (
 	"strings"
 
 	"go.uber.org/zap"
-	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/sluiceproxy/sluice/h2/internal/http2"
 )
 
 // frameFilter sits between a client's TLS connection and the x/net/http2
