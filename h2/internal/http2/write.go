@@ -191,6 +191,7 @@ type writeResHeaders struct {
 	streamID    uint32
 	httpResCode int         // 0 means no ":status" line
 	h           http.Header // may be nil
+	hOwned      bool        // h is a snapshot no one changes: the handler need not wait for the write
 	trailers    []string    // if non-nil, which keys of h to write. nil means all.
 	endStream   bool
 

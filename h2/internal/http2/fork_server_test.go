@@ -1,0 +1,159 @@
+package http2
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2/hpack"
+)
+
+// rawClient is the client side of a server connection over net.Pipe,
+// driven frame by frame: a net.Pipe write blocks until the other side
+// reads, so a test decides exactly when the server's writes complete.
+type rawClient struct {
+	t  *testing.T
+	c  net.Conn
+	fr *Framer
+}
+
+// serveRaw starts the server on one end of a pipe and sends the client
+// preface and SETTINGS on the other; it reads nothing.
+func serveRaw(t *testing.T, h http.HandlerFunc) *rawClient {
+	t.Helper()
+	c, s := net.Pipe()
+	srv := &Server{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.ServeConn(s, &ServeConnOpts{Handler: h})
+	}()
+	t.Cleanup(func() {
+		c.Close()
+		<-done
+	})
+	rc := &rawClient{t: t, c: c, fr: NewFramer(c, c)}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	return rc
+}
+
+// get opens stream 1 with a GET request.
+func (rc *rawClient) get() {
+	var b bytes.Buffer
+	enc := hpack.NewEncoder(&b)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "example.test"}, {":path", "/"}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	if err := rc.fr.WriteHeaders(HeadersFrameParam{StreamID: 1, BlockFragment: b.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+		rc.t.Fatal(err)
+	}
+}
+
+// response reads frames until stream 1 ends and returns its header
+// fields (":status" included) and body.
+func (rc *rawClient) response() (map[string]string, string) {
+	rc.t.Helper()
+	fields := map[string]string{}
+	dec := hpack.NewDecoder(4096, func(f hpack.HeaderField) { fields[f.Name] = f.Value })
+	var body bytes.Buffer
+	for {
+		f, err := rc.fr.ReadFrame()
+		if err != nil {
+			rc.t.Fatalf("reading the response: %v (so far: %v %q)", err, fields, body.String())
+		}
+		switch f := f.(type) {
+		case *SettingsFrame:
+			if !f.IsAck() {
+				rc.fr.WriteSettingsAck()
+			}
+		case *HeadersFrame:
+			if _, err := dec.Write(f.HeaderBlockFragment()); err != nil {
+				rc.t.Fatal(err)
+			}
+			if f.StreamEnded() {
+				return fields, body.String()
+			}
+		case *DataFrame:
+			body.Write(f.Data())
+			if f.StreamEnded() {
+				return fields, body.String()
+			}
+		case *RSTStreamFrame:
+			rc.t.Fatalf("stream reset: %v", f.ErrCode)
+		}
+	}
+}
+
+// A held stream is quiet between flushes; the response writer gives its
+// 4 KiB buffer and its header snapshot back instead of keeping them for
+// the life of the stream (sluice.patch; x/net keeps both).
+func TestQuietStreamHoldsNoWriterBuffer(t *testing.T) {
+	errs := make(chan string, 4)
+	rc := serveRaw(t, func(w http.ResponseWriter, r *http.Request) {
+		rws := w.(*responseWriter).rws
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: 1\n\n")
+		if rws.bw == nil || rws.bw.Buffered() == 0 {
+			errs <- "a written event is not in the writer's buffer"
+		}
+		w.(http.Flusher).Flush()
+		if rws.bw != nil {
+			errs <- "the writer kept its buffer after a flush emptied it"
+		}
+		if rws.snapHeader != nil {
+			errs <- "the writer kept its header snapshot after the HEADERS frame"
+		}
+		io.WriteString(w, "data: 2\n\n")
+		w.(http.Flusher).Flush()
+		w.Write(bytes.Repeat([]byte("x"), 3*handlerChunkWriteSize)) // past the buffer
+		close(errs)
+	})
+	rc.get()
+	fields, body := rc.response()
+	for e := range errs {
+		t.Error(e)
+	}
+	if fields[":status"] != "200" || fields["content-type"] != "text/event-stream" {
+		t.Errorf("header fields %v", fields)
+	}
+	if want := "data: 1\n\ndata: 2\n\n" + string(bytes.Repeat([]byte("x"), 3*handlerChunkWriteSize)); body != want {
+		t.Errorf("body is %d bytes %.40q..., want %d bytes", len(body), body, len(want))
+	}
+}
+
+// A handler's first flush queues the HEADERS frame and goes on, without
+// waiting for the connection to take it: the writer owns the header
+// snapshot the frame is encoded from. Here the client reads nothing, so
+// no write to the connection can finish while the handler flushes.
+func TestFlushDoesNotWaitForHeadersWrite(t *testing.T) {
+	flushed := make(chan struct{})
+	release := make(chan struct{})
+	rc := serveRaw(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Test", "1")
+		w.WriteHeader(http.StatusAccepted)
+		w.(http.Flusher).Flush()
+		close(flushed)
+		<-release
+		io.WriteString(w, "done")
+	})
+	rc.get()
+	select {
+	case <-flushed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Flush waited for the HEADERS frame to be written")
+	}
+	close(release)
+	fields, body := rc.response()
+	if fields[":status"] != "202" || fields["x-test"] != "1" || body != "done" {
+		t.Errorf("response %v %q", fields, body)
+	}
+}
