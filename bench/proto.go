@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/net/http2"
+	"github.com/sluiceproxy/sluice/internal/xnet/http2"
 )
 
 // serveProto is an experiment, not a peer in the default run: the same
@@ -89,11 +89,14 @@ func serveProto(args []string) error {
 	return serveXNet(opt.listen, opt.cert, opt.key, h)
 }
 
-// serveFloor is an experiment: the x/net/http2 server sluice uses, set up
+// serveFloor is an experiment: the HTTP/2 server sluice uses (its copy of
+// x/net/http2, internal/xnet), set up
 // as serveProto sets it up, with a handler that answers an event stream
 // itself and then waits for the client to go, and no upstream at all.
 // What a held stream costs here is what any proxy built on x/net/http2
 // pays before it does any proxying ("-peers h2floor -workloads held").
+// sluice's copy keeps less per quiet stream than x/net itself
+// (internal/xnet/UPSTREAM.md).
 func serveFloor(args []string) error {
 	opt := parseServeFlags("serve-h2floor", args)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -110,7 +113,7 @@ func serveFloor(args []string) error {
 	return serveXNet(opt.listen, opt.cert, opt.key, h)
 }
 
-// serveXNet serves h over TLS with the x/net/http2 server sluice uses
+// serveXNet serves h over TLS with the HTTP/2 server sluice uses
 // until a signal ends the process.
 func serveXNet(listen, cert, key string, h http.Handler) error {
 	srv := &http.Server{Addr: listen, Handler: h, ReadHeaderTimeout: 10 * time.Second}

@@ -46,10 +46,10 @@ var peerTitle = map[string]string{
 	peerHAProxy:    "HAProxy",
 	peerHTTPUtil:   "httputil.ReverseProxy",
 	peerDirect:     "direct (no proxy)",
-	peerProto:      "experiment: x/net/http2 + own upstream client",
+	peerProto:      "experiment: sluice's HTTP/2 server + own upstream client",
 	peerSluice1P:   "experiment: sluice, GOMAXPROCS=1",
 	peerSluiceBase: "experiment: sluice before (-sluice-base)",
-	peerFloor:      "experiment: x/net/http2 alone, no upstream",
+	peerFloor:      "experiment: sluice's HTTP/2 server alone, no upstream",
 }
 
 // A target is one goal of the issue, checked on the aggregated figures.

@@ -12,7 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/sluiceproxy/sluice/h2/internal/http2"
+	"github.com/sluiceproxy/sluice/internal/xnet/http2"
 )
 
 // sluice terminates TLS itself, below net/http, so that it can read what

@@ -10,7 +10,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/net/http2/hpack"
 
-	"github.com/sluiceproxy/sluice/h2/internal/http2"
+	"github.com/sluiceproxy/sluice/internal/xnet/http2"
 )
 
 // frameFilter sits between a client's TLS connection and the x/net/http2

@@ -18,7 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sluiceproxy/sluice/config"
-	"github.com/sluiceproxy/sluice/h2/internal/http2"
+	"github.com/sluiceproxy/sluice/internal/xnet/http2"
 )
 
 const (

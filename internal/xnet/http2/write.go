@@ -11,7 +11,7 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/sluiceproxy/sluice/h2/internal/httpcommon"
+	"github.com/sluiceproxy/sluice/internal/xnet/httpcommon"
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2/hpack"
 )

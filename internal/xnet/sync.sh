@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# sync.sh keeps h2/internal (sluice's copy of x/net's HTTP/2 server) equal
+# sync.sh keeps internal/xnet (sluice's copy of x/net's HTTP/2 server) equal
 # to golang.org/x/net, at the version go.mod requires, plus sluice.patch.
 #
-#   h2/internal/sync.sh diff    rewrite sluice.patch from the current copy
-#   h2/internal/sync.sh apply   recreate the copy: pristine files + sluice.patch
-#   h2/internal/sync.sh check   fail unless the copy is exactly pristine + sluice.patch
+#   internal/xnet/sync.sh diff    rewrite sluice.patch from the current copy
+#   internal/xnet/sync.sh apply   recreate the copy: pristine files + sluice.patch
+#   internal/xnet/sync.sh check   fail unless the copy is exactly pristine + sluice.patch
 #
 # After bumping golang.org/x/net in go.mod: run `apply`, resolve any
 # rejected hunks by hand, run `diff`, and re-run the tests (h2spec among

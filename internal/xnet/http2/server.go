@@ -48,7 +48,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sluiceproxy/sluice/h2/internal/httpcommon"
+	"github.com/sluiceproxy/sluice/internal/xnet/httpcommon"
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2/hpack"
 )
@@ -73,11 +73,15 @@ var (
 )
 
 var responseWriterStatePool = sync.Pool{
-	New: func() interface{} {
-		rws := &responseWriterState{}
-		rws.bw = bufio.NewWriterSize(chunkWriter{rws}, handlerChunkWriteSize)
-		return rws
-	},
+	New: func() interface{} { return new(responseWriterState) },
+}
+
+// handlerWriterPool holds the handlers' write buffers. A response writer
+// takes one for its first buffered write and gives it back whenever a
+// flush leaves it empty, so a stream that is quiet between flushes (a held
+// event stream) holds no buffer.
+var handlerWriterPool = sync.Pool{
+	New: func() interface{} { return bufio.NewWriterSize(nil, handlerChunkWriteSize) },
 }
 
 // Test hooks.
@@ -1314,6 +1318,16 @@ func (sc *serverConn) scheduleFrameWrite() {
 			}
 		}
 		if sc.needsFrameFlush {
+			// A frame a handler has already handed over goes out with
+			// this flush rather than in a write of its own: a small
+			// response's HEADERS and DATA, and the frames of streams
+			// answering together, share one write to the connection.
+			select {
+			case wr := <-sc.wantWriteFrameCh:
+				sc.writeFrame(wr)
+				continue
+			default:
+			}
 			sc.startFrameWrite(FrameWriteRequest{write: flushFrameWriter{}})
 			sc.needsFrameFlush = false // after startFrameWrite, since it sets this true
 			continue
@@ -2237,11 +2251,8 @@ func (sc *serverConn) newWriterAndRequestNoBody(st *stream, rp httpcommon.Server
 
 func (sc *serverConn) newResponseWriter(st *stream, req *http.Request) *responseWriter {
 	rws := responseWriterStatePool.Get().(*responseWriterState)
-	bwSave := rws.bw
 	*rws = responseWriterState{} // zero all the fields
 	rws.conn = sc
-	rws.bw = bwSave
-	rws.bw.Reset(chunkWriter{rws})
 	rws.stream = st
 	rws.req = req
 	return &responseWriter{rws: rws}
@@ -2357,7 +2368,7 @@ func handleHeaderListTooLong(w http.ResponseWriter, r *http.Request) {
 func (sc *serverConn) writeHeaders(st *stream, headerData *writeResHeaders) error {
 	sc.serveG.checkNotOn() // NOT on
 	var errc chan error
-	if headerData.h != nil {
+	if headerData.h != nil && !headerData.hOwned {
 		// If there's a header map (which we don't own), so we have to block on
 		// waiting for this frame to be written, so an http.Flush mid-handler
 		// writes out the correct value of keys, before a handler later potentially
@@ -2512,7 +2523,7 @@ type responseWriterState struct {
 	conn   *serverConn
 
 	// TODO: adjust buffer writing sizes based on server config, frame size updates from peer, etc
-	bw *bufio.Writer // writing to a chunkWriter{this *responseWriterState}
+	bw *bufio.Writer // writing to a chunkWriter{this *responseWriterState}; nil while empty
 
 	// mutated by http.Handler goroutine:
 	handlerHeader http.Header // nil until called
@@ -2635,11 +2646,15 @@ func (rws *responseWriterState) writeChunk(p []byte) (n int, err error) {
 			streamID:      rws.stream.id,
 			httpResCode:   rws.status,
 			h:             rws.snapHeader,
+			hOwned:        true,
 			endStream:     endStream,
 			contentType:   ctype,
 			contentLength: clen,
 			date:          date,
 		})
+		// The HEADERS write owns the snapshot now; a long stream need
+		// not keep it.
+		rws.snapHeader = nil
 		if err != nil {
 			return 0, err
 		}
@@ -2782,7 +2797,7 @@ func (w *responseWriter) FlushError() error {
 		panic("Header called after Handler finished")
 	}
 	var err error
-	if rws.bw.Buffered() > 0 {
+	if rws.bw != nil && rws.bw.Buffered() > 0 {
 		err = rws.bw.Flush()
 	} else {
 		// The bufio.Writer won't call chunkWriter.Write
@@ -2797,6 +2812,11 @@ func (w *responseWriter) FlushError() error {
 			default:
 			}
 		}
+	}
+	if rws.bw != nil && rws.bw.Buffered() == 0 {
+		rws.bw.Reset(nil)
+		handlerWriterPool.Put(rws.bw)
+		rws.bw = nil
 	}
 	return err
 }
@@ -2938,6 +2958,10 @@ func (w *responseWriter) write(lenData int, dataB []byte, dataS string) (n int, 
 		return 0, errors.New("http2: handler wrote more than declared Content-Length")
 	}
 
+	if rws.bw == nil {
+		rws.bw = handlerWriterPool.Get().(*bufio.Writer)
+		rws.bw.Reset(chunkWriter{rws})
+	}
 	if dataB != nil {
 		return rws.bw.Write(dataB)
 	} else {

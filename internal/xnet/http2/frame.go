@@ -15,7 +15,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/sluiceproxy/sluice/h2/internal/httpsfv"
+	"github.com/sluiceproxy/sluice/internal/xnet/httpsfv"
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2/hpack"
 )
