@@ -2,9 +2,11 @@ package http2
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
@@ -155,5 +157,60 @@ func TestFlushDoesNotWaitForHeadersWrite(t *testing.T) {
 	fields, body := rc.response()
 	if fields[":status"] != "202" || fields["x-test"] != "1" || body != "done" {
 		t.Errorf("response %v %q", fields, body)
+	}
+}
+
+// deadlineConn records the write deadlines set on it; its writes fail
+// with a timeout while stalled is set.
+type deadlineConn struct {
+	net.Conn
+	deadlines []time.Time
+	stalled   bool
+	written   int
+}
+
+func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
+	c.deadlines = append(c.deadlines, t)
+	return nil
+}
+
+func (c *deadlineConn) Write(p []byte) (int, error) {
+	if c.stalled {
+		return 0, os.ErrDeadlineExceeded
+	}
+	c.written += len(p)
+	return len(p), nil
+}
+
+// The connection's write deadline is armed once for a run of writes
+// rather than set and cleared around each one, and a peer that takes no
+// bytes still fails the write.
+func TestWriteDeadlineMovesRarely(t *testing.T) {
+	const timeout = time.Minute
+	c := &deadlineConn{}
+	w := (*bufferedWriterTimeoutWriter)(newBufferedWriter(c, timeout))
+	start := time.Now()
+	for i := 0; i < 1000; i++ {
+		if _, err := w.Write(make([]byte, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(c.deadlines) != 1 || c.written != 100000 {
+		t.Fatalf("1000 writes set %d deadlines (want 1) and wrote %d bytes", len(c.deadlines), c.written)
+	}
+	if d := c.deadlines[0].Sub(start); d < timeout || d > timeout+time.Second {
+		t.Errorf("deadline %v after the first write, want %v", d, timeout)
+	}
+
+	// Once less than 7/8 of the timeout is left, the next write moves it.
+	w.writeDeadline = time.Now().Add(timeout / 2)
+	w.Write([]byte("x"))
+	if len(c.deadlines) != 2 || time.Until(c.deadlines[1]) < timeout-time.Second {
+		t.Errorf("a write with half the timeout left did not move the deadline: %v", c.deadlines)
+	}
+
+	c.stalled = true
+	if _, err := w.Write([]byte("x")); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("write to a stalled peer: %v, want a deadline error", err)
 	}
 }
