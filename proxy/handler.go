@@ -31,10 +31,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ex := newExchange(r.Context(), p.stopCtx, rt, w, start)
+	ex := newExchange(r.Context(), &p.live, rt, w, start)
 	info := accessInfo{}
 	defer func() {
-		ex.finish()
+		ex.finish(&p.live)
 		t.logAccess(r, rt, start, info)
 		p.observeEnd(rt, start, info)
 	}()
@@ -142,7 +142,7 @@ func (p *Proxy) request(ex *exchange, w http.ResponseWriter, r *http.Request, t 
 // outgoing makes the request sluice sends upstream, and the wrapper of
 // its body while a retry may still need it.
 func (p *Proxy) outgoing(ex *exchange, r *http.Request, t *table, up *answer) (*http.Request, *sendBody) {
-	out := r.Clone(ex.ctx)
+	out := r.Clone(ex)
 	out.RequestURI = ""
 	out.URL.Scheme = "http"
 	out.Close = false

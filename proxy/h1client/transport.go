@@ -182,18 +182,51 @@ func (t *Transport) getConn(ctx context.Context) (*conn, error) {
 // the goroutine is blocked: the caller is the handler of a stream that
 // may then sit quiet for hours, and its stack is a large part of what a
 // quiet stream costs. The goroutine lives only while the dial runs.
+//
+// The dial gets a context of its own, ended with ctx (and keeping its
+// values): net.Dialer derives a deadline context from the one it gets,
+// and deriving one from a request context that has its own AfterFunc
+// would make that context create a Done channel, which it then keeps for
+// the life of the stream.
 func (t *Transport) dial(ctx context.Context) (net.Conn, error) {
 	type result struct {
 		c   net.Conn
 		err error
 	}
+	dctx := context.WithoutCancel(ctx)
+	var cancel context.CancelFunc
+	if d, ok := ctx.Deadline(); ok {
+		dctx, cancel = context.WithDeadline(dctx, d)
+	} else {
+		dctx, cancel = context.WithCancel(dctx)
+	}
+	defer cancel()
+	stop := afterFunc(ctx, cancel)
+	defer stop()
 	ch := make(chan result, 1)
 	go func() {
-		c, err := t.Dial(ctx)
+		c, err := t.Dial(dctx)
 		ch <- result{c, err}
 	}()
 	r := <-ch
 	return r.c, r.err
+}
+
+// afterFuncer is a context that runs a function when it ends without the
+// hook context that context.AfterFunc allocates (the context package
+// recognises the same method).
+type afterFuncer interface {
+	AfterFunc(f func()) (stop func() bool)
+}
+
+// afterFunc is context.AfterFunc, through the context's own AfterFunc
+// method when it has one: a quiet stream keeps its connection's hook for
+// as long as it lasts.
+func afterFunc(ctx context.Context, f func()) (stop func() bool) {
+	if a, ok := ctx.(afterFuncer); ok {
+		return a.AfterFunc(f)
+	}
+	return context.AfterFunc(ctx, f)
 }
 
 // RoundTrip sends req and reads the response head in the calling
@@ -282,7 +315,7 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, he
 		ex.req = req
 	}
 	nc := c.nc
-	ex.stop = context.AfterFunc(ctx, func() { nc.Close() })
+	ex.stop = afterFunc(ctx, func() { nc.Close() })
 	if _, err := nc.Write(head); err != nil {
 		ex.finish(false)
 		closeReqBody(req)
