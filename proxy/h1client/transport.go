@@ -161,12 +161,8 @@ func (t *Transport) closeExpired() {
 	}
 }
 
-func (t *Transport) getConn(ctx context.Context) (*conn, error) {
-	if c := t.getIdle(); c != nil {
-		c.reused = true
-		c.gotBytes = false
-		return c, nil
-	}
+// dialConn opens a new connection, unless ctx already ended.
+func (t *Transport) dialConn(ctx context.Context) (*conn, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -236,21 +232,38 @@ func afterFunc(ctx context.Context, f func()) (stop func() bool) {
 // at once. req.Body is always closed.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
+	// The head is built before a connection is taken: an invalid request
+	// never dials. Its pooled buffer is held only until the head is
+	// written, and not while dialling: streams opening in a burst would
+	// otherwise hold one each meanwhile, and the pool keep them all.
 	hp := headPool.Get().(*[]byte)
-	defer headPool.Put(hp)
 	head, err := appendHead((*hp)[:0], req)
-	*hp = head[:0]
 	if err != nil {
+		putHead(hp, head)
 		closeReqBody(req)
 		return nil, err
 	}
 	for retried := false; ; retried = true {
-		c, err := t.getConn(ctx)
-		if err != nil {
-			closeReqBody(req)
-			return nil, err
+		c := t.getIdle()
+		if c != nil {
+			c.reused = true
+			c.gotBytes = false
+		} else {
+			if hp != nil {
+				putHead(hp, head)
+				hp = nil
+			}
+			if c, err = t.dialConn(ctx); err != nil {
+				closeReqBody(req)
+				return nil, err
+			}
 		}
-		res, err := t.exchange(ctx, c, req, head)
+		if hp == nil {
+			hp = headPool.Get().(*[]byte)
+			head, _ = appendHead((*hp)[:0], req) // it passed once
+		}
+		res, err := t.exchange(ctx, c, req, head, hp)
+		hp = nil
 		var wf *writeFailed
 		if err != nil && !retried && c.reused && !hasBody(req) && !c.gotBytes && ctx.Err() == nil &&
 			(errors.As(err, &wf) || replayable(req)) {
@@ -261,6 +274,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return res, err
 	}
+}
+
+// putHead returns a head buffer, grown as it may be, to headPool.
+func putHead(hp *[]byte, head []byte) {
+	*hp = head[:0]
+	headPool.Put(hp)
 }
 
 func closeReqBody(req *http.Request) {
@@ -307,7 +326,9 @@ type exchange struct {
 	ended   bool
 }
 
-func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, head []byte) (*http.Response, error) {
+// exchange writes head, whose buffer hp then goes back to headPool, and
+// reads the response head.
+func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, head []byte, hp *[]byte) (*http.Response, error) {
 	ex := &exchange{t: t, c: c, ctx: ctx}
 	if hasBody(req) {
 		// Only the body goroutine needs the request after its head is
@@ -316,7 +337,9 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, he
 	}
 	nc := c.nc
 	ex.stop = afterFunc(ctx, func() { nc.Close() })
-	if _, err := nc.Write(head); err != nil {
+	_, err := nc.Write(head)
+	putHead(hp, head)
+	if err != nil {
 		ex.finish(false)
 		closeReqBody(req)
 		if ctx.Err() != nil {
