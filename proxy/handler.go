@@ -239,11 +239,12 @@ func (p *Proxy) respond(ex *exchange, w http.ResponseWriter, r *http.Request, up
 // (nil when the response does not stream).
 func (p *Proxy) writeHead(ex *exchange, w http.ResponseWriter, r *http.Request, up *answer, info *accessInfo) (io.Writer, http.Flusher, *compressWriter) {
 	res := up.res
+	// Before copyResponseHeader, which takes X-Accel-Buffering out.
+	stream := shouldStream(ex.rt.streaming, res)
 	copyResponseHeader(w.Header(), res)
 	if up.setCookie != "" {
 		w.Header().Add("Set-Cookie", up.setCookie)
 	}
-	stream := shouldStream(ex.rt.streaming, res)
 	cw := ex.rt.compress.start(w.Header(), r, res, w)
 	w.WriteHeader(res.StatusCode)
 	ex.markHeadersOut()
