@@ -144,10 +144,12 @@ func (p *Proxy) Update(cfg *config.Config) {
 
 // Abort ends every open exchange now, with close_reason shutdown. It is
 // the last step of a graceful stop, after the drain time has passed.
-// Exchanges that start after it end at once the same way.
+// Exchanges that start after it end at once the same way. Each is ended
+// on a goroutine of its own, so that one slow close (a TLS close_notify
+// to a client that stopped reading) does not hold up the others.
 func (p *Proxy) Abort() {
 	for _, ex := range p.live.abort() {
-		ex.expire(reasonShutdown)
+		go ex.expire(reasonShutdown)
 	}
 }
 

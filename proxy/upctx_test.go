@@ -121,15 +121,13 @@ func TestAbort(t *testing.T) {
 	}
 	p.Abort()
 	for i, ex := range exs {
-		want := closeReason("")
 		if i%2 == 1 {
-			want = reasonShutdown
-		}
-		if got := ex.expiredReason(); got != want {
-			t.Errorf("exchange %d: expired %q, want %q", i, got, want)
-		}
-		if i%2 == 1 && ex.Err() == nil {
-			t.Errorf("exchange %d: upstream context not ended", i)
+			waitDone(t, ex, "open exchange after Abort")
+			if got := ex.expiredReason(); got != reasonShutdown {
+				t.Errorf("exchange %d: expired %q, want shutdown", i, got)
+			}
+		} else if ex.expiredReason() != "" {
+			t.Errorf("finished exchange %d: expired %q", i, ex.expiredReason())
 		}
 	}
 	late := testExchange(context.Background(), &p.live)
