@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"sync"
@@ -24,22 +23,26 @@ const (
 	reasonShutdown      closeReason = "shutdown"
 )
 
-// errExpired is the cause given to an upstream context that sluice itself
-// cancelled; the reason is in exchange.expired.
-var errExpired = errors.New("exchange ended by sluice")
-
-// exchange is one request/response through the proxy. It owns the
-// upstream context and the timers that end the exchange, so that whatever
-// ends it — a timeout, the client going, a shutdown — closes the upstream
-// side at once.
+// exchange is one request/response through the proxy. It is the upstream
+// request's context (upctx.go) and owns the timers that end the exchange,
+// so that whatever ends it — a timeout, the client going, a shutdown —
+// closes the upstream side at once.
 type exchange struct {
-	start   time.Time
-	rt      *route
-	w       http.ResponseWriter
-	ctx     context.Context // the upstream request's context
-	cancel  context.CancelCauseFunc
-	idle    time.Duration
-	release func() bool // unregisters the shutdown hook
+	start time.Time
+	rt    *route
+	w     http.ResponseWriter
+
+	// The upstream context's state (upctx.go). It has a lock of its own
+	// because its hooks run outside it and may ask for Err. A quiet
+	// stream keeps the exchange, so its fields are packed: ended, next to
+	// the bools of mu, is guarded by cmu.
+	parent     context.Context // the client request's context
+	stopParent func() bool     // unregisters from parent
+	done       chan struct{}   // made on the first Done call
+	hooks      *afterHook      // run when the upstream context ends
+	cmu        sync.Mutex
+
+	prev, next *exchange // in live, guarded by live.mu
 
 	// lastActive is the time of the last byte moved in either direction,
 	// as an offset from start, so touch is one atomic store.
@@ -48,19 +51,23 @@ type exchange struct {
 	requestBodyDone atomic.Bool // client request body read to the end (or none)
 
 	mu          sync.Mutex // guards the fields below against the timers
+	ended       bool       // guarded by cmu: the upstream context ended
 	finished    bool
+	headersOut  bool // response headers written to the client
 	expired     closeReason
-	headersOut  bool   // response headers written to the client
 	onExpire    func() // closes hijacked connections of an upgrade
 	idleTimer   *time.Timer
 	totalTimer  *time.Timer
 	headerTimer *time.Timer
 }
 
-func newExchange(parent context.Context, stop context.Context, rt *route, w http.ResponseWriter, start time.Time) *exchange {
-	ex := &exchange{start: start, rt: rt, w: w, idle: rt.idle}
-	ex.ctx, ex.cancel = context.WithCancelCause(parent)
-	ex.release = context.AfterFunc(stop, func() { ex.expire(reasonShutdown) })
+// newExchange starts an exchange for a request whose context is parent,
+// and registers it in live so that Abort ends it; finish unregisters it.
+func newExchange(parent context.Context, live *liveSet, rt *route, w http.ResponseWriter, start time.Time) *exchange {
+	ex := &exchange{start: start, rt: rt, w: w, parent: parent}
+	// The client going (an HTTP/2 reset, a closed connection) ends the
+	// upstream request at once.
+	ex.stopParent = context.AfterFunc(parent, ex.parentDone)
 	if rt.total > 0 {
 		ex.totalTimer = time.AfterFunc(rt.total, func() { ex.expire(reasonTotalTimeout) })
 	}
@@ -71,8 +78,11 @@ func newExchange(parent context.Context, stop context.Context, rt *route, w http
 			}
 		})
 	}
-	if ex.idle > 0 {
-		ex.idleTimer = time.AfterFunc(ex.idle, ex.checkIdle)
+	if ex.rt.idle > 0 {
+		ex.idleTimer = time.AfterFunc(ex.rt.idle, ex.checkIdle)
+	}
+	if !live.add(ex) {
+		ex.expire(reasonShutdown)
 	}
 	return ex
 }
@@ -94,13 +104,13 @@ func (ex *exchange) checkIdle() {
 		return
 	}
 	if !ex.headersIn.Load() && ex.requestBodyDone.Load() {
-		ex.idleTimer.Reset(ex.idle)
+		ex.idleTimer.Reset(ex.rt.idle)
 		ex.mu.Unlock()
 		return
 	}
 	silent := time.Since(ex.start) - time.Duration(ex.lastActive.Load())
-	if silent < ex.idle {
-		ex.idleTimer.Reset(ex.idle - silent)
+	if silent < ex.rt.idle {
+		ex.idleTimer.Reset(ex.rt.idle - silent)
 		ex.mu.Unlock()
 		return
 	}
@@ -119,7 +129,7 @@ func (ex *exchange) expire(reason closeReason) {
 		return
 	}
 	ex.expired = reason
-	ex.cancel(errExpired)
+	ex.cancelUpstream()
 	if ex.onExpire != nil {
 		ex.onExpire()
 	} else if ex.headersOut {
@@ -164,9 +174,9 @@ func (ex *exchange) setOnExpire(f func()) bool {
 	return true
 }
 
-// finish stops every timer; after it the exchange never touches the
-// ResponseWriter again.
-func (ex *exchange) finish() {
+// finish stops every timer and leaves live; after it the exchange never
+// touches the ResponseWriter again.
+func (ex *exchange) finish(live *liveSet) {
 	ex.mu.Lock()
 	ex.finished = true
 	for _, t := range []*time.Timer{ex.idleTimer, ex.totalTimer, ex.headerTimer} {
@@ -175,8 +185,9 @@ func (ex *exchange) finish() {
 		}
 	}
 	ex.mu.Unlock()
-	ex.release()
-	ex.cancel(context.Canceled)
+	live.remove(ex)
+	ex.stopParent()
+	ex.cancelUpstream()
 }
 
 // requestBody streams the client's request body upstream and counts its

@@ -1,20 +1,26 @@
 package proxy
 
 import (
+	"context"
 	"net/http"
+	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/sluiceproxy/sluice/config"
 )
 
-func TestShouldStream(t *testing.T) {
-	res := func(length int64, kv ...string) *http.Response {
-		h := http.Header{}
-		for i := 0; i < len(kv); i += 2 {
-			h.Set(kv[i], kv[i+1])
-		}
-		return &http.Response{ContentLength: length, Header: h}
+// res is an upstream response with a Content-Length (-1: none) and the
+// headers kv, name then value.
+func res(length int64, kv ...string) *http.Response {
+	h := http.Header{}
+	for i := 0; i < len(kv); i += 2 {
+		h.Set(kv[i], kv[i+1])
 	}
+	return &http.Response{ContentLength: length, Header: h}
+}
+
+func TestShouldStream(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		mode config.Streaming
@@ -58,5 +64,31 @@ func TestNextBufSize(t *testing.T) {
 	}
 	if nextBufSize(smallBufSize-1, largeBufSize) != smallBufSize {
 		t.Error("a large read of less than the small buffer holds should move back")
+	}
+}
+
+// TestWriteHeadFollowsAccelBuffering: the upstream's X-Accel-Buffering
+// decides whether the response streams, although it is not forwarded.
+func TestWriteHeadFollowsAccelBuffering(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		res    *http.Response
+		stream bool
+	}{
+		{"no on a sized body", res(100, "Content-Type", "text/html", "X-Accel-Buffering", "no"), true},
+		{"yes on an event stream", res(-1, "Content-Type", "text/event-stream", "X-Accel-Buffering", "yes"), false},
+	} {
+		c.res.StatusCode = http.StatusOK
+		var live liveSet
+		ex := newExchange(context.Background(), &live, &route{streaming: config.StreamAuto}, httptest.NewRecorder(), time.Now())
+		w := httptest.NewRecorder()
+		_, flusher, _ := (&Proxy{}).writeHead(ex, w, httptest.NewRequest("GET", "/", nil), &answer{res: c.res}, &accessInfo{})
+		if (flusher != nil) != c.stream {
+			t.Errorf("%s: streams %v, want %v", c.name, flusher != nil, c.stream)
+		}
+		if w.Header().Get("X-Accel-Buffering") != "" {
+			t.Errorf("%s: X-Accel-Buffering forwarded", c.name)
+		}
+		ex.finish(&live)
 	}
 }

@@ -31,10 +31,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ex := newExchange(r.Context(), p.stopCtx, rt, w, start)
+	ex := newExchange(r.Context(), &p.live, rt, w, start)
 	info := accessInfo{}
 	defer func() {
-		ex.finish()
+		ex.finish(&p.live)
 		t.logAccess(r, rt, start, info)
 		p.observeEnd(rt, start, info)
 	}()
@@ -142,7 +142,7 @@ func (p *Proxy) request(ex *exchange, w http.ResponseWriter, r *http.Request, t 
 // outgoing makes the request sluice sends upstream, and the wrapper of
 // its body while a retry may still need it.
 func (p *Proxy) outgoing(ex *exchange, r *http.Request, t *table, up *answer) (*http.Request, *sendBody) {
-	out := r.Clone(ex.ctx)
+	out := r.Clone(ex)
 	out.RequestURI = ""
 	out.URL.Scheme = "http"
 	out.Close = false
@@ -239,11 +239,12 @@ func (p *Proxy) respond(ex *exchange, w http.ResponseWriter, r *http.Request, up
 // (nil when the response does not stream).
 func (p *Proxy) writeHead(ex *exchange, w http.ResponseWriter, r *http.Request, up *answer, info *accessInfo) (io.Writer, http.Flusher, *compressWriter) {
 	res := up.res
+	// Before copyResponseHeader, which takes X-Accel-Buffering out.
+	stream := shouldStream(ex.rt.streaming, res)
 	copyResponseHeader(w.Header(), res)
 	if up.setCookie != "" {
 		w.Header().Add("Set-Cookie", up.setCookie)
 	}
-	stream := shouldStream(ex.rt.streaming, res)
 	cw := ex.rt.compress.start(w.Header(), r, res, w)
 	w.WriteHeader(res.StatusCode)
 	ex.markHeadersOut()

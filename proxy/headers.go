@@ -127,11 +127,17 @@ func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 // hop-by-hop headers and X-Accel-Buffering (an instruction to sluice, not
 // to the client), and announces the upstream's trailers so HTTP/1.1
 // chunked trailers reach HTTP/2 clients as trailers.
+//
+// The value slices are shared, not copied: res.Header is the transport's
+// fresh map for this response, nothing changes it afterwards (the caller
+// drops it once the head is written), and dst is only ever changed by
+// replacing a slice or appending to it, which never shows in res.Header.
+// A quiet stream kept the copies for as long as it lasted.
 func copyResponseHeader(dst http.Header, res *http.Response) {
 	removeHopByHop(res.Header)
 	res.Header.Del("X-Accel-Buffering")
 	for k, vv := range res.Header {
-		dst[k] = append(dst[k][:0:0], vv...)
+		dst[k] = vv
 	}
 	if len(res.Trailer) > 0 {
 		names := make([]string, 0, len(res.Trailer))

@@ -104,3 +104,31 @@ func TestCopyResponseHeader(t *testing.T) {
 		t.Errorf("unannounced trailers: %v", surprise)
 	}
 }
+
+// TestCopyResponseHeaderShared: the value slices are shared with the
+// upstream response, and what writeHead adds to dst afterwards (the
+// sticky cookie, Vary, a weakened ETag) does not show in res.Header.
+func TestCopyResponseHeaderShared(t *testing.T) {
+	cookies := make([]string, 1, 4) // spare capacity, as append leaves it
+	cookies[0] = "a=1"
+	res := &http.Response{Header: http.Header{
+		"Set-Cookie": cookies,
+		"Vary":       {"Origin"},
+		"Etag":       {`"x"`},
+	}}
+	dst := http.Header{}
+	copyResponseHeader(dst, res)
+	if &dst["Set-Cookie"][0] != &cookies[0] {
+		t.Fatal("value slice copied, want shared")
+	}
+	dst.Add("Set-Cookie", "sluice=b")
+	dst.Add("Vary", "Accept-Encoding")
+	dst.Set("Etag", `W/"x"`)
+	want := http.Header{"Set-Cookie": {"a=1"}, "Vary": {"Origin"}, "Etag": {`"x"`}}
+	if !reflect.DeepEqual(res.Header, want) {
+		t.Errorf("upstream header changed to %v", res.Header)
+	}
+	if got := dst.Values("Set-Cookie"); len(got) != 2 || got[1] != "sluice=b" {
+		t.Errorf("client Set-Cookie %v", got)
+	}
+}

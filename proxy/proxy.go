@@ -4,7 +4,6 @@
 package proxy
 
 import (
-	"context"
 	"net/netip"
 	"strings"
 	"sync"
@@ -28,8 +27,7 @@ type Proxy struct {
 	upstreams map[string]*upstream // keyed by address; kept across updates
 	pools     []*pool              // of the current table: their health checks run
 
-	stopCtx context.Context // cancelled by Abort: every exchange ends
-	abort   context.CancelFunc
+	live liveSet // the open exchanges, which Abort ends
 
 	obs Observer // nil: none (observer.go)
 }
@@ -71,7 +69,6 @@ func (rt *route) upgradeAllowed(proto string) bool {
 // access lines go to its "access" child when cfg.Log.Access is set.
 func New(cfg *config.Config, log *zap.Logger) *Proxy {
 	p := &Proxy{log: log, upstreams: map[string]*upstream{}}
-	p.stopCtx, p.abort = context.WithCancel(context.Background())
 	p.Update(cfg)
 	return p
 }
@@ -147,11 +144,18 @@ func (p *Proxy) Update(cfg *config.Config) {
 
 // Abort ends every open exchange now, with close_reason shutdown. It is
 // the last step of a graceful stop, after the drain time has passed.
-func (p *Proxy) Abort() { p.abort() }
+// Exchanges that start after it end at once the same way. Each is ended
+// on a goroutine of its own, so that one slow close (a TLS close_notify
+// to a client that stopped reading) does not hold up the others.
+func (p *Proxy) Abort() {
+	for _, ex := range p.live.abort() {
+		go ex.expire(reasonShutdown)
+	}
+}
 
 // Close ends open exchanges and closes idle upstream connections.
 func (p *Proxy) Close() {
-	p.abort()
+	p.Abort()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, pl := range p.pools {

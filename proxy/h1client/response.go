@@ -38,6 +38,12 @@ func readHead(c *conn, limit int) (*http.Response, int, error) {
 		if c.buffered() > limit {
 			return nil, 0, errHeaderTooLarge
 		}
+		// Waiting for the head takes no buffer: streams opening in a
+		// burst would otherwise hold one each while their upstreams
+		// think, and the pool keep them all afterwards.
+		if err := c.waitReadable(); err != nil {
+			return nil, 0, err
+		}
 		if err := c.fill(limit + 4); err != nil {
 			return nil, 0, err
 		}

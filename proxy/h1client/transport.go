@@ -161,12 +161,8 @@ func (t *Transport) closeExpired() {
 	}
 }
 
-func (t *Transport) getConn(ctx context.Context) (*conn, error) {
-	if c := t.getIdle(); c != nil {
-		c.reused = true
-		c.gotBytes = false
-		return c, nil
-	}
+// dialConn opens a new connection, unless ctx already ended.
+func (t *Transport) dialConn(ctx context.Context) (*conn, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -182,18 +178,51 @@ func (t *Transport) getConn(ctx context.Context) (*conn, error) {
 // the goroutine is blocked: the caller is the handler of a stream that
 // may then sit quiet for hours, and its stack is a large part of what a
 // quiet stream costs. The goroutine lives only while the dial runs.
+//
+// The dial gets a context of its own, ended with ctx (and keeping its
+// values): net.Dialer derives a deadline context from the one it gets,
+// and deriving one from a request context that has its own AfterFunc
+// would make that context create a Done channel, which it then keeps for
+// the life of the stream.
 func (t *Transport) dial(ctx context.Context) (net.Conn, error) {
 	type result struct {
 		c   net.Conn
 		err error
 	}
+	dctx := context.WithoutCancel(ctx)
+	var cancel context.CancelFunc
+	if d, ok := ctx.Deadline(); ok {
+		dctx, cancel = context.WithDeadline(dctx, d)
+	} else {
+		dctx, cancel = context.WithCancel(dctx)
+	}
+	defer cancel()
+	stop := afterFunc(ctx, cancel)
+	defer stop()
 	ch := make(chan result, 1)
 	go func() {
-		c, err := t.Dial(ctx)
+		c, err := t.Dial(dctx)
 		ch <- result{c, err}
 	}()
 	r := <-ch
 	return r.c, r.err
+}
+
+// afterFuncer is a context that runs a function when it ends without the
+// hook context that context.AfterFunc allocates (the context package
+// recognises the same method).
+type afterFuncer interface {
+	AfterFunc(f func()) (stop func() bool)
+}
+
+// afterFunc is context.AfterFunc, through the context's own AfterFunc
+// method when it has one: a quiet stream keeps its connection's hook for
+// as long as it lasts.
+func afterFunc(ctx context.Context, f func()) (stop func() bool) {
+	if a, ok := ctx.(afterFuncer); ok {
+		return a.AfterFunc(f)
+	}
+	return context.AfterFunc(ctx, f)
 }
 
 // RoundTrip sends req and reads the response head in the calling
@@ -203,21 +232,38 @@ func (t *Transport) dial(ctx context.Context) (net.Conn, error) {
 // at once. req.Body is always closed.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
+	// The head is built before a connection is taken: an invalid request
+	// never dials. Its pooled buffer is held only until the head is
+	// written, and not while dialling: streams opening in a burst would
+	// otherwise hold one each meanwhile, and the pool keep them all.
 	hp := headPool.Get().(*[]byte)
-	defer headPool.Put(hp)
 	head, err := appendHead((*hp)[:0], req)
-	*hp = head[:0]
 	if err != nil {
+		putHead(hp, head)
 		closeReqBody(req)
 		return nil, err
 	}
 	for retried := false; ; retried = true {
-		c, err := t.getConn(ctx)
-		if err != nil {
-			closeReqBody(req)
-			return nil, err
+		c := t.getIdle()
+		if c != nil {
+			c.reused = true
+			c.gotBytes = false
+		} else {
+			if hp != nil {
+				putHead(hp, head)
+				hp = nil
+			}
+			if c, err = t.dialConn(ctx); err != nil {
+				closeReqBody(req)
+				return nil, err
+			}
 		}
-		res, err := t.exchange(ctx, c, req, head)
+		if hp == nil {
+			hp = headPool.Get().(*[]byte)
+			head, _ = appendHead((*hp)[:0], req) // it passed once
+		}
+		res, err := t.exchange(ctx, c, req, head, hp)
+		hp = nil
 		var wf *writeFailed
 		if err != nil && !retried && c.reused && !hasBody(req) && !c.gotBytes && ctx.Err() == nil &&
 			(errors.As(err, &wf) || replayable(req)) {
@@ -228,6 +274,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return res, err
 	}
+}
+
+// putHead returns a head buffer, grown as it may be, to headPool.
+func putHead(hp *[]byte, head []byte) {
+	*hp = head[:0]
+	headPool.Put(hp)
 }
 
 func closeReqBody(req *http.Request) {
@@ -274,7 +326,9 @@ type exchange struct {
 	ended   bool
 }
 
-func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, head []byte) (*http.Response, error) {
+// exchange writes head, whose buffer hp then goes back to headPool, and
+// reads the response head.
+func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, head []byte, hp *[]byte) (*http.Response, error) {
 	ex := &exchange{t: t, c: c, ctx: ctx}
 	if hasBody(req) {
 		// Only the body goroutine needs the request after its head is
@@ -282,8 +336,10 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, he
 		ex.req = req
 	}
 	nc := c.nc
-	ex.stop = context.AfterFunc(ctx, func() { nc.Close() })
-	if _, err := nc.Write(head); err != nil {
+	ex.stop = afterFunc(ctx, func() { nc.Close() })
+	_, err := nc.Write(head)
+	putHead(hp, head)
+	if err != nil {
 		ex.finish(false)
 		closeReqBody(req)
 		if ctx.Err() != nil {

@@ -1,0 +1,116 @@
+package proxy
+
+import (
+	"context"
+	"time"
+)
+
+// The exchange is the context of its upstream request. A derived
+// context.WithCancelCause, with the shutdown and transport hooks that
+// context.AfterFunc registers in it, cost a quiet stream about a kilobyte
+// for as long as it stays open (a cancelCtx, its Done channel, and a
+// children map in each context that a hook or child is registered in).
+// Here the exchange holds the state itself: its Done channel is made only
+// for a transport that asks for it, and hooks registered through AfterFunc
+// (h1client registers its own so) are a short list in the exchange.
+// Its only registration elsewhere is one context.AfterFunc in the client
+// request's context, so that the client going ends it.
+
+var _ context.Context = (*exchange)(nil)
+
+// Deadline is the client request's deadline.
+func (ex *exchange) Deadline() (time.Time, bool) { return ex.parent.Deadline() }
+
+// Done returns a channel closed when the upstream request ends.
+func (ex *exchange) Done() <-chan struct{} {
+	ex.cmu.Lock()
+	defer ex.cmu.Unlock()
+	if ex.done == nil {
+		ex.done = make(chan struct{})
+		if ex.ended {
+			close(ex.done)
+		}
+	}
+	return ex.done
+}
+
+// Err is context.Canceled once the upstream request ended, for whatever
+// reason (the client's request context has no deadline), and nil before.
+func (ex *exchange) Err() error {
+	ex.cmu.Lock()
+	defer ex.cmu.Unlock()
+	if ex.ended {
+		return context.Canceled
+	}
+	return nil
+}
+
+// Value is the client request context's value for key. It is looked up
+// through context.WithoutCancel so that context.Cause of the exchange does
+// not find the client context's cause, which is not the exchange's.
+func (ex *exchange) Value(key any) any {
+	return context.WithoutCancel(ex.parent).Value(key)
+}
+
+// AfterFunc arranges for f to run when the upstream request ends, in the
+// goroutine that ends it (or in a goroutine of its own if it has already
+// ended), as context.AfterFunc would but without its allocations: the
+// context package and h1client use this method when a context has it. f
+// must not block. stop unregisters f and reports whether it did so before
+// f was started.
+func (ex *exchange) AfterFunc(f func()) (stop func() bool) {
+	h := &afterHook{ex: ex, f: f}
+	ex.cmu.Lock()
+	if ex.ended {
+		ex.cmu.Unlock()
+		go f()
+		return func() bool { return false }
+	}
+	h.next = ex.hooks
+	ex.hooks = h
+	ex.cmu.Unlock()
+	return h.stop
+}
+
+// afterHook is one function registered with exchange.AfterFunc.
+type afterHook struct {
+	ex   *exchange
+	f    func()
+	next *afterHook
+}
+
+func (h *afterHook) stop() bool {
+	ex := h.ex
+	ex.cmu.Lock()
+	defer ex.cmu.Unlock()
+	for p := &ex.hooks; *p != nil; p = &(*p).next {
+		if *p == h {
+			*p = h.next
+			return true
+		}
+	}
+	return false
+}
+
+// cancelUpstream ends the upstream request, once: Done closes and the
+// hooks run, outside cmu since a hook of a derived context asks for Err.
+func (ex *exchange) cancelUpstream() {
+	ex.cmu.Lock()
+	if ex.ended {
+		ex.cmu.Unlock()
+		return
+	}
+	ex.ended = true
+	if ex.done != nil {
+		close(ex.done)
+	}
+	hooks := ex.hooks
+	ex.hooks = nil
+	ex.cmu.Unlock()
+	for h := hooks; h != nil; h = h.next {
+		h.f()
+	}
+}
+
+// parentDone runs when the client request's context ends.
+func (ex *exchange) parentDone() { ex.cancelUpstream() }

@@ -1,0 +1,166 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+func testExchange(parent context.Context, live *liveSet) *exchange {
+	return newExchange(parent, live, &route{}, httptest.NewRecorder(), time.Now())
+}
+
+func waitDone(t *testing.T, ctx context.Context, what string) {
+	t.Helper()
+	select {
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: context not done", what)
+	}
+}
+
+// TestExchangeContextHooks: hooks registered with AfterFunc run once when
+// sluice ends the exchange, a stopped hook does not, and no Done channel
+// is made for them.
+func TestExchangeContextHooks(t *testing.T) {
+	var live liveSet
+	ex := testExchange(context.Background(), &live)
+	ran := 0
+	ex.AfterFunc(func() { ran++ })
+	stopped := ex.AfterFunc(func() { t.Error("stopped hook ran") })
+	if !stopped() || stopped() {
+		t.Fatal("stop: want true once, then false")
+	}
+	if ex.done != nil {
+		t.Fatal("a Done channel was made without a Done call")
+	}
+	if ex.Err() != nil {
+		t.Fatalf("Err %v before the end", ex.Err())
+	}
+	ex.expire(reasonIdleTimeout)
+	ex.expire(reasonTotalTimeout)
+	if ran != 1 {
+		t.Fatalf("hook ran %d times, want 1", ran)
+	}
+	if !errors.Is(ex.Err(), context.Canceled) || context.Cause(ex) != context.Canceled {
+		t.Fatalf("Err %v, Cause %v, want context.Canceled", ex.Err(), context.Cause(ex))
+	}
+	waitDone(t, ex, "after expire")
+	late := make(chan struct{})
+	if ex.AfterFunc(func() { close(late) })() {
+		t.Fatal("stop of a hook registered after the end reported true")
+	}
+	select {
+	case <-late:
+	case <-time.After(5 * time.Second):
+		t.Fatal("hook registered after the end never ran")
+	}
+	ex.finish(&live)
+}
+
+// TestExchangeContextClientGone: the client request's context ending ends
+// the exchange's, and contexts derived from it, at once; its values are
+// seen through it.
+func TestExchangeContextClientGone(t *testing.T) {
+	type key struct{}
+	parent, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
+	var live liveSet
+	ex := testExchange(parent, &live)
+	defer ex.finish(&live)
+	child, stopChild := context.WithTimeout(ex, time.Hour)
+	defer stopChild()
+	if ex.Value(key{}) != "v" || child.Value(key{}) != "v" {
+		t.Fatal("client context's value not seen")
+	}
+	hook := make(chan struct{})
+	ex.AfterFunc(func() { close(hook) })
+	cancel()
+	waitDone(t, ex, "exchange")
+	waitDone(t, child, "derived context")
+	select {
+	case <-hook:
+	case <-time.After(5 * time.Second):
+		t.Fatal("hook did not run when the client went")
+	}
+	if ex.expiredReason() != "" {
+		t.Fatalf("client going set expired %q", ex.expiredReason())
+	}
+}
+
+// TestExchangeContextFinish: finish ends the upstream context and leaves
+// the client request's context, which then holds no hook of it.
+func TestExchangeContextFinish(t *testing.T) {
+	parent, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var live liveSet
+	ex := testExchange(parent, &live)
+	done := ex.Done()
+	ex.finish(&live)
+	select {
+	case <-done:
+	default:
+		t.Fatal("finish did not end the upstream context")
+	}
+	if ex.stopParent() {
+		t.Fatal("the exchange's hook in the client context outlived finish")
+	}
+}
+
+// TestAbort: Abort ends every open exchange with reason shutdown, leaves
+// alone those that finished, and ends at once those that start after it.
+func TestAbort(t *testing.T) {
+	p := &Proxy{}
+	var exs []*exchange
+	for range 5 {
+		exs = append(exs, testExchange(context.Background(), &p.live))
+	}
+	for _, i := range []int{0, 2, 4} {
+		exs[i].finish(&p.live)
+	}
+	p.Abort()
+	for i, ex := range exs {
+		if i%2 == 1 {
+			waitDone(t, ex, "open exchange after Abort")
+			if got := ex.expiredReason(); got != reasonShutdown {
+				t.Errorf("exchange %d: expired %q, want shutdown", i, got)
+			}
+		} else if ex.expiredReason() != "" {
+			t.Errorf("finished exchange %d: expired %q", i, ex.expiredReason())
+		}
+	}
+	late := testExchange(context.Background(), &p.live)
+	if late.expiredReason() != reasonShutdown || late.Err() == nil {
+		t.Fatal("an exchange started after Abort was not ended")
+	}
+	for _, ex := range append(exs, late) {
+		ex.finish(&p.live)
+	}
+	if p.live.head != nil {
+		t.Fatal("exchanges left in the set")
+	}
+}
+
+// TestLiveSetRemove: removing from the head, middle and tail keeps the
+// list whole, and removing twice is harmless.
+func TestLiveSetRemove(t *testing.T) {
+	var s liveSet
+	exs := make([]*exchange, 4)
+	for i := range exs {
+		exs[i] = &exchange{}
+		s.add(exs[i])
+	}
+	for _, i := range []int{3, 1, 0, 1} { // head (last added), middle, tail, again
+		s.remove(exs[i])
+	}
+	if s.head != exs[2] || exs[2].next != nil || exs[2].prev != nil {
+		t.Fatal("list broken after removals")
+	}
+	if got := s.abort(); len(got) != 1 || got[0] != exs[2] {
+		t.Fatalf("abort returned %d exchanges, want the one left", len(got))
+	}
+	if s.add(&exchange{}) {
+		t.Fatal("add after abort succeeded")
+	}
+}
