@@ -96,8 +96,9 @@ func (rc *rawClient) response() (map[string]string, string) {
 }
 
 // A held stream is quiet between flushes; the response writer gives its
-// 4 KiB buffer and its header snapshot back instead of keeping them for
-// the life of the stream (sluice.patch; x/net keeps both).
+// 4 KiB buffer, its header snapshot and the handler's header map back
+// instead of keeping them for the life of the stream (sluice.patch; x/net
+// keeps all three). A trailer set through a fresh Header() still goes out.
 func TestQuietStreamHoldsNoWriterBuffer(t *testing.T) {
 	errs := make(chan string, 4)
 	rc := serveRaw(t, func(w http.ResponseWriter, r *http.Request) {
@@ -114,9 +115,13 @@ func TestQuietStreamHoldsNoWriterBuffer(t *testing.T) {
 		if rws.snapHeader != nil {
 			errs <- "the writer kept its header snapshot after the HEADERS frame"
 		}
+		if rws.handlerHeader != nil {
+			errs <- "the writer kept the handler's header map after the HEADERS frame"
+		}
 		io.WriteString(w, "data: 2\n\n")
 		w.(http.Flusher).Flush()
 		w.Write(bytes.Repeat([]byte("x"), 3*handlerChunkWriteSize)) // past the buffer
+		w.Header().Set(http.TrailerPrefix+"X-Trailer", "t")
 		close(errs)
 	})
 	rc.get()
@@ -124,8 +129,8 @@ func TestQuietStreamHoldsNoWriterBuffer(t *testing.T) {
 	for e := range errs {
 		t.Error(e)
 	}
-	if fields[":status"] != "200" || fields["content-type"] != "text/event-stream" {
-		t.Errorf("header fields %v", fields)
+	if fields[":status"] != "200" || fields["content-type"] != "text/event-stream" || fields["x-trailer"] != "t" {
+		t.Errorf("header and trailer fields %v", fields)
 	}
 	if want := "data: 1\n\ndata: 2\n\n" + string(bytes.Repeat([]byte("x"), 3*handlerChunkWriteSize)); body != want {
 		t.Errorf("body is %d bytes %.40q..., want %d bytes", len(body), body, len(want))

@@ -2653,8 +2653,13 @@ func (rws *responseWriterState) writeChunk(p []byte) (n int, err error) {
 			date:          date,
 		})
 		// The HEADERS write owns the snapshot now; a long stream need
-		// not keep it.
+		// not keep it. Nor the handler's map, unless trailers were
+		// declared in it: sluice's handler asks Header() again for
+		// trailers it sets later, and gets a fresh map.
 		rws.snapHeader = nil
+		if len(rws.trailers) == 0 {
+			rws.handlerHeader = nil
+		}
 		if err != nil {
 			return 0, err
 		}
