@@ -106,14 +106,19 @@ func parseStatusLine(res *http.Response, line string) error {
 	if !ok {
 		return protoErr("status line %q", line)
 	}
+	// Proto and Status are the only parts of the head the response keeps
+	// for its whole life; they must not be substrings of the head, or a
+	// held stream keeps the whole head. (Header values are substrings,
+	// but the header is dropped once it is written to the client.)
 	switch proto {
 	case "HTTP/1.1":
-		res.ProtoMinor = 1
+		res.Proto, res.ProtoMinor = "HTTP/1.1", 1
 	case "HTTP/1.0":
+		res.Proto = "HTTP/1.0"
 	default:
 		return protoErr("protocol %q", proto)
 	}
-	res.Proto, res.ProtoMajor = proto, 1
+	res.ProtoMajor = 1
 	code, reason, _ := strings.Cut(status, " ")
 	if len(code) != 3 || code[0] < '1' || code[0] > '9' {
 		return protoErr("status code %q", code)
@@ -128,7 +133,7 @@ func parseStatusLine(res *http.Response, line string) error {
 		}
 	}
 	res.StatusCode = n
-	res.Status = status
+	res.Status = strings.Clone(status)
 	return nil
 }
 

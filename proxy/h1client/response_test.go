@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func TestMalformedResponses(t *testing.T) {
@@ -350,5 +351,24 @@ func TestQuietStreamHoldsNoBuffer(t *testing.T) {
 	}
 	if b.ex.c.buf != nil {
 		t.Fatalf("a quiet stream holds a %d-byte read buffer", len(b.ex.c.buf))
+	}
+}
+
+// The parts of a response a held stream keeps for its life do not point
+// into the head, so the head can go once the header is written.
+func TestResponseKeepsNoHeadString(t *testing.T) {
+	head := "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+	res, err := parseHead(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := uintptr(unsafe.Pointer(unsafe.StringData(head)))
+	for name, s := range map[string]string{"Proto": res.Proto, "Status": res.Status} {
+		if p := uintptr(unsafe.Pointer(unsafe.StringData(s))); p >= start && p < start+uintptr(len(head)) {
+			t.Errorf("res.%s %q points into the head", name, s)
+		}
+	}
+	if res.Proto != "HTTP/1.1" || res.Status != "200 OK" || res.StatusCode != 200 {
+		t.Errorf("parsed %q %q %d", res.Proto, res.Status, res.StatusCode)
 	}
 }
