@@ -67,7 +67,7 @@ func newExchange(parent context.Context, live *liveSet, rt *route, w http.Respon
 	ex := &exchange{start: start, rt: rt, w: w, parent: parent}
 	// The client going (an HTTP/2 reset, a closed connection) ends the
 	// upstream request at once.
-	ex.stopParent = context.AfterFunc(parent, ex.parentDone)
+	ex.stopParent = afterClientGone(parent, w, ex.parentDone)
 	if rt.total > 0 {
 		ex.totalTimer = time.AfterFunc(rt.total, func() { ex.expire(reasonTotalTimeout) })
 	}

@@ -542,6 +542,7 @@ type stream struct {
 	readDeadline     *time.Timer // nil if unused
 	writeDeadline    *time.Timer // nil if unused
 	closeErr         error       // set before cw is closed
+	onClose          streamHook  // responseWriter.AfterClose's function
 
 	trailer    http.Header // accumulated trailers
 	reqTrailer http.Header // handler's Request.Trailer
@@ -1632,6 +1633,7 @@ func (sc *serverConn) closeStream(st *stream, err error) {
 	st.closeErr = err
 	st.cancelCtx()
 	st.cw.Close() // signals Handler's CloseNotifier, unblocks writes, etc
+	st.onClose.closed()
 	sc.writeSched.CloseStream(st.id)
 }
 
