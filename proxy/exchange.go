@@ -31,6 +31,7 @@ type exchange struct {
 	start time.Time
 	rt    *route
 	w     http.ResponseWriter
+	line  requestLine // for the access log, so the request need not be kept
 
 	// The upstream context's state (upctx.go). It has a lock of its own
 	// because its hooks run outside it and may ask for Err. A quiet

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 
@@ -263,5 +264,33 @@ func TestAfterClose(t *testing.T) {
 	case s := <-ran:
 		t.Errorf("%s ran as well", s)
 	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+// A handler that lets its request go while its stream stays open (as
+// sluice's does once the response head is out) lets the request be
+// collected: the server keeps only weak references to it.
+func TestServerDoesNotKeepTheRequest(t *testing.T) {
+	collected := make(chan struct{})
+	release := make(chan struct{})
+	rc := serveRaw(t, func(w http.ResponseWriter, r *http.Request) {
+		runtime.AddCleanup(r, func(ch chan struct{}) { close(ch) }, collected)
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		r = nil
+		<-release
+	})
+	rc.get()
+	defer close(release)
+	deadline := time.After(5 * time.Second)
+	for {
+		runtime.GC()
+		select {
+		case <-collected:
+			return
+		case <-deadline:
+			t.Fatal("the request was not collected while its stream stayed open")
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
