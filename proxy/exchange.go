@@ -24,9 +24,10 @@ const (
 )
 
 // exchange is one request/response through the proxy. It is the upstream
-// request's context (upctx.go) and owns the timers that end the exchange,
-// so that whatever ends it — a timeout, the client going, a shutdown —
-// closes the upstream side at once.
+// request's context (upctx.go), and what ends it — a timeout (its
+// response_header timer, or the Proxy's timing wheel for idle and total:
+// live.go), the client going, a shutdown — closes the upstream side at
+// once.
 type exchange struct {
 	start time.Time
 	rt    *route
@@ -43,6 +44,7 @@ type exchange struct {
 	cmu        sync.Mutex
 
 	prev, next *exchange // in live, guarded by live.mu
+	lslot      int32     // which list of live, guarded by live.mu
 
 	// lastActive is the time of the last byte moved in either direction,
 	// as an offset from start, so touch is one atomic store.
@@ -56,30 +58,23 @@ type exchange struct {
 	headersOut  bool // response headers written to the client
 	expired     closeReason
 	onExpire    func() // closes hijacked connections of an upgrade
-	idleTimer   *time.Timer
-	totalTimer  *time.Timer
 	headerTimer *time.Timer
 }
 
 // newExchange starts an exchange for a request whose context is parent,
-// and registers it in live so that Abort ends it; finish unregisters it.
+// and registers it in live, which keeps its idle and total timeouts and
+// which Abort ends; finish unregisters it.
 func newExchange(parent context.Context, live *liveSet, rt *route, w http.ResponseWriter, start time.Time) *exchange {
 	ex := &exchange{start: start, rt: rt, w: w, parent: parent}
 	// The client going (an HTTP/2 reset, a closed connection) ends the
 	// upstream request at once.
 	ex.stopParent = context.AfterFunc(parent, ex.parentDone)
-	if rt.total > 0 {
-		ex.totalTimer = time.AfterFunc(rt.total, func() { ex.expire(reasonTotalTimeout) })
-	}
 	if rt.responseHeader > 0 {
 		ex.headerTimer = time.AfterFunc(rt.responseHeader, func() {
 			if !ex.headersIn.Load() {
 				ex.expire(reasonHeaderTimeout)
 			}
 		})
-	}
-	if ex.rt.idle > 0 {
-		ex.idleTimer = time.AfterFunc(ex.rt.idle, ex.checkIdle)
 	}
 	if !live.add(ex) {
 		ex.expire(reasonShutdown)
@@ -93,29 +88,36 @@ func (ex *exchange) touch() {
 	ex.lastActive.Store(int64(time.Since(ex.start)))
 }
 
-// checkIdle runs when the idle timer fires: it ends the exchange if
-// nothing moved for the whole idle period, or re-arms for the rest.
-// Waiting for response headers after the request body is complete is the
-// response_header timeout's job, not idle's.
-func (ex *exchange) checkIdle() {
-	ex.mu.Lock()
-	if ex.finished {
-		ex.mu.Unlock()
-		return
+// deadline says, at now (an offset from start), whether the idle or total
+// timeout has passed (reason), and if not, when to look again (an offset
+// from start; negative: never, the route has neither timeout). It reads
+// only atomics and the route, so the timing wheel calls it under its
+// lock. Waiting for response headers after the request body is complete
+// is the response_header timeout's job, not idle's: the idle check is
+// then put off by a whole idle period.
+func (ex *exchange) deadline(now time.Duration) (at time.Duration, reason closeReason) {
+	at = -1
+	if total := ex.rt.total; total > 0 {
+		if now >= total {
+			return 0, reasonTotalTimeout
+		}
+		at = total
 	}
-	if !ex.headersIn.Load() && ex.requestBodyDone.Load() {
-		ex.idleTimer.Reset(ex.rt.idle)
-		ex.mu.Unlock()
-		return
+	if idle := ex.rt.idle; idle > 0 {
+		var idleAt time.Duration
+		if !ex.headersIn.Load() && ex.requestBodyDone.Load() {
+			idleAt = now + idle
+		} else {
+			idleAt = time.Duration(ex.lastActive.Load()) + idle
+			if now >= idleAt {
+				return 0, reasonIdleTimeout
+			}
+		}
+		if at < 0 || idleAt < at {
+			at = idleAt
+		}
 	}
-	silent := time.Since(ex.start) - time.Duration(ex.lastActive.Load())
-	if silent < ex.rt.idle {
-		ex.idleTimer.Reset(ex.rt.idle - silent)
-		ex.mu.Unlock()
-		return
-	}
-	ex.mu.Unlock()
-	ex.expire(reasonIdleTimeout)
+	return at, ""
 }
 
 // expire ends the exchange for reason: the upstream exchange is cancelled
@@ -174,15 +176,14 @@ func (ex *exchange) setOnExpire(f func()) bool {
 	return true
 }
 
-// finish stops every timer and leaves live; after it the exchange never
-// touches the ResponseWriter again.
+// finish stops the response_header timer and leaves live (and so its
+// timing wheel); after it the exchange never touches the ResponseWriter
+// again.
 func (ex *exchange) finish(live *liveSet) {
 	ex.mu.Lock()
 	ex.finished = true
-	for _, t := range []*time.Timer{ex.idleTimer, ex.totalTimer, ex.headerTimer} {
-		if t != nil {
-			t.Stop()
-		}
+	if ex.headerTimer != nil {
+		ex.headerTimer.Stop()
 	}
 	ex.mu.Unlock()
 	live.remove(ex)
