@@ -44,7 +44,6 @@ type exchange struct {
 	cmu        sync.Mutex
 
 	prev, next *exchange // in live, guarded by live.mu
-	lslot      int32     // which list of live, guarded by live.mu
 
 	// lastActive is the time of the last byte moved in either direction,
 	// as an offset from start, so touch is one atomic store.
@@ -55,7 +54,8 @@ type exchange struct {
 	mu          sync.Mutex // guards the fields below against the timers
 	ended       bool       // guarded by cmu: the upstream context ended
 	finished    bool
-	headersOut  bool // response headers written to the client
+	headersOut  bool  // response headers written to the client
+	lslot       int32 // guarded by live.mu: which list of live (live.go)
 	expired     closeReason
 	onExpire    func() // closes hijacked connections of an upgrade
 	headerTimer *time.Timer
