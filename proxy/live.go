@@ -171,7 +171,8 @@ func (s *liveSet) run(stop chan struct{}) {
 // sweep visits the slot of tick, wheelBatch exchanges per hold of the
 // lock: each is ended if a timeout passed, else moved to the slot of its
 // next deadline. Exchanges are ended out of the lock, since expire closes
-// sockets. due is a buffer, returned for reuse.
+// sockets, each on a goroutine of its own. due is a buffer, returned for
+// reuse.
 func (s *liveSet) sweep(tick int64, due []expiry) []expiry {
 	head := &s.slots[tick%wheelSlots]
 	for {
@@ -196,7 +197,11 @@ func (s *liveSet) sweep(tick int64, due []expiry) []expiry {
 		more := *head != nil
 		s.mu.Unlock()
 		for _, e := range due {
-			e.ex.expire(e.reason)
+			// A goroutine each, as a runtime timer's function had and as
+			// Abort does: one slow close (a hijacked TLS connection's
+			// close_notify to a client that stopped reading) must not hold
+			// up the other exchanges' timeouts.
+			go e.ex.expire(e.reason)
 		}
 		clear(due)
 		due = due[:0]
