@@ -164,7 +164,8 @@ type Log struct {
 // is non-nil.
 type Timeouts struct {
 	// ResponseHeader bounds the wait for the upstream's response headers;
-	// when it passes the client gets 504. 0s = no limit. Default: 30s.
+	// when it passes the client gets 504. It is checked every 50 ms, as
+	// Idle is. 0s = no limit. Default: 30s.
 	ResponseHeader *Duration `yaml:"response_header"`
 
 	// Idle is the longest silence allowed on an open exchange, in either

@@ -5,10 +5,10 @@ import (
 	"time"
 )
 
-// The idle and total timeouts of every exchange of a Proxy are kept by one
-// hashed timing wheel instead of a runtime timer per exchange: a quiet
-// stream held a time.AfterFunc timer (about 226 bytes live) for its whole
-// life. An exchange waits in the slot of the tick of its next deadline;
+// The timeouts of every exchange of a Proxy (response_header, idle and
+// total) are kept by one hashed timing wheel instead of runtime timers per
+// exchange: a quiet stream held a time.AfterFunc timer (about 226 bytes
+// live) for its whole life, and every request made and stopped two. An exchange waits in the slot of the tick of its next deadline;
 // the sweeper visits each tick's slot once, ends the exchanges whose
 // timeout has passed and moves the others to the slot of their new
 // deadline, so a stream that keeps moving costs one visit per idle period
@@ -31,14 +31,15 @@ const (
 // An exchange's place in the set (exchange.lslot).
 const (
 	notLive   = 0 // not in the set
-	untimedAt = 1 // in the untimed list: no idle and no total timeout
+	untimedAt = 1 // in the untimed list: no timeout applies
 	slotBase  = 2 // wheel slot i is lslot slotBase+i
 )
 
 // liveSet is the set of open exchanges, which Abort ends, and the timing
-// wheel that ends them on their idle and total timeouts. Each exchange is
-// in one intrusive list (exchange.prev and next): a wheel slot, or the
-// untimed list when its route has neither timeout. Registering an
+// wheel that ends them on their timeouts. Each exchange is in one
+// intrusive list (exchange.prev and next): a wheel slot, or the untimed
+// list when no timeout applies to it (none set on its route, or only
+// response_header and the headers arrived). Registering an
 // exchange allocates nothing; a context.AfterFunc per exchange in a
 // shutdown context cost a quiet stream a hook context and a map entry.
 // The zero value is ready to use. The sweeping goroutine runs only while
@@ -188,7 +189,7 @@ func (s *liveSet) sweep(tick int64, due []expiry) []expiry {
 			switch {
 			case reason != "":
 				due = append(due, expiry{ex, reason})
-			case at < 0: // not reached: a route's timeouts do not change
+			case at < 0: // only response_header applied, and the head is in
 				s.push(ex, untimedAt)
 			default:
 				s.link(ex, ex.start.Add(at))

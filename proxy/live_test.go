@@ -11,6 +11,12 @@ func timedExchange(live *liveSet, idle, total time.Duration) *exchange {
 	return newExchange(context.Background(), live, &route{idle: idle, total: total}, httptest.NewRecorder(), time.Now())
 }
 
+func listOf(live *liveSet, ex *exchange) int32 {
+	live.mu.Lock()
+	defer live.mu.Unlock()
+	return ex.lslot
+}
+
 // waitExpired waits for ex to end and returns after how long since from.
 func waitExpired(t *testing.T, ex *exchange, from time.Time, within time.Duration) time.Duration {
 	t.Helper()
@@ -34,6 +40,7 @@ func TestDeadline(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		idle, total time.Duration
+		header      time.Duration
 		lastActive  time.Duration
 		headersIn   bool
 		bodyDone    bool
@@ -51,9 +58,14 @@ func TestDeadline(t *testing.T) {
 		{name: "idle first", idle: 5 * s, total: 70 * s, lastActive: 4 * s, now: 6 * s, wantAt: 9 * s},
 		{name: "total passed", idle: 5 * s, total: 7 * s, lastActive: 7 * s, now: 7 * s, wantReason: reasonTotalTimeout},
 		{name: "total only", total: 7 * s, now: 6 * s, wantAt: 7 * s},
+		{name: "header first", header: 3 * s, idle: 5 * s, total: 7 * s, now: 1 * s, wantAt: 3 * s},
+		{name: "header passed", header: 3 * s, idle: 5 * s, bodyDone: true, now: 3 * s, wantReason: reasonHeaderTimeout},
+		{name: "header in", header: 3 * s, idle: 5 * s, headersIn: true, lastActive: 2 * s, now: 4 * s, wantAt: 7 * s},
+		{name: "header in, no other timeout", header: 3 * s, headersIn: true, now: 4 * s, wantAt: -1},
+		{name: "total before header", header: 3 * s, total: 2 * s, now: 3 * s, wantReason: reasonTotalTimeout},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ex := &exchange{rt: &route{idle: tc.idle, total: tc.total}}
+			ex := &exchange{rt: &route{idle: tc.idle, total: tc.total, responseHeader: tc.header}}
 			ex.lastActive.Store(int64(tc.lastActive))
 			ex.headersIn.Store(tc.headersIn)
 			ex.requestBodyDone.Store(tc.bodyDone)
@@ -227,4 +239,35 @@ func TestWheelSweeperStops(t *testing.T) {
 		t.Fatalf("abort left the timed exchange open")
 	}
 	ex.finish(&live)
+}
+
+// TestWheelResponseHeader: response_header ends an exchange whose head
+// does not come in time, and once the head is in, an exchange with no
+// other timeout leaves the wheel for the untimed list.
+func TestWheelResponseHeader(t *testing.T) {
+	var live liveSet
+	defer live.abort()
+	const rh = 150 * time.Millisecond
+	start := time.Now()
+	late := newExchange(context.Background(), &live, &route{responseHeader: rh}, httptest.NewRecorder(), start)
+	defer late.finish(&live)
+	onTime := newExchange(context.Background(), &live, &route{responseHeader: rh}, httptest.NewRecorder(), start)
+	defer onTime.finish(&live)
+	onTime.gotHeaders()
+	got := waitExpired(t, late, start, 5*time.Second)
+	if got < rh || got > rh+lateBy {
+		t.Fatalf("ended %s after start, want %s (+ up to %s)", got, rh, lateBy)
+	}
+	if r := late.expiredReason(); r != reasonHeaderTimeout {
+		t.Fatalf("reason %q, want header_timeout", r)
+	}
+	for deadline := time.Now().Add(5 * time.Second); listOf(&live, onTime) != untimedAt; {
+		if time.Now().After(deadline) {
+			t.Fatal("an exchange with its head in and no other timeout stayed in the wheel")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r := onTime.expiredReason(); r != "" {
+		t.Fatalf("exchange with its head in time ended %q", r)
+	}
 }
