@@ -16,9 +16,25 @@ type accessInfo struct {
 	upstream string // the backend that answered (the last one tried)
 }
 
+// requestLine is what the access log says of the client's request. It is
+// taken when the exchange starts, so that a long stream does not keep the
+// whole request (its struct, URL and header map, ~800 bytes) for its log
+// line: nothing else holds it once the response head is out.
+type requestLine struct {
+	method, host, path, proto, remote string
+}
+
+// set fills l from r. It is not inlined: in ServeHTTP, which every held
+// stream's handler sits under, its temporaries would grow the frame.
+//
+//go:noinline
+func (l *requestLine) set(r *http.Request) {
+	*l = requestLine{method: r.Method, host: r.Host, path: r.URL.Path, proto: r.Proto, remote: r.RemoteAddr}
+}
+
 // logAccess writes the exchange's one access-log line. Exchanges that did
 // not end cleanly are logged at Warn so they stand out.
-func (t *table) logAccess(r *http.Request, rt *route, start time.Time, info accessInfo) {
+func (t *table) logAccess(req *requestLine, rt *route, start time.Time, info accessInfo) {
 	if t.access == nil {
 		return
 	}
@@ -28,11 +44,11 @@ func (t *table) logAccess(r *http.Request, rt *route, start time.Time, info acce
 	}
 	fields := []zap.Field{
 		zap.String("route", routeName),
-		zap.String("method", r.Method),
-		zap.String("host", r.Host),
-		zap.String("path", r.URL.Path),
-		zap.String("proto", r.Proto),
-		zap.String("remote", r.RemoteAddr),
+		zap.String("method", req.method),
+		zap.String("host", req.host),
+		zap.String("path", req.path),
+		zap.String("proto", req.proto),
+		zap.String("remote", req.remote),
 		zap.Int("status", info.status),
 		zap.Int64("bytes_out", info.bytesOut),
 		zap.Duration("duration", time.Since(start)),

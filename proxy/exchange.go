@@ -31,6 +31,7 @@ type exchange struct {
 	start time.Time
 	rt    *route
 	w     http.ResponseWriter
+	line  requestLine // for the access log, so the request need not be kept
 
 	// The upstream context's state (upctx.go). It has a lock of its own
 	// because its hooks run outside it and may ask for Err. A quiet
@@ -50,7 +51,7 @@ type exchange struct {
 	headersIn       atomic.Bool // upstream response headers arrived
 	requestBodyDone atomic.Bool // client request body read to the end (or none)
 
-	mu         sync.Mutex // guards the fields below against the timers
+	mu         sync.Mutex // guards the fields below against the sweeper and Abort
 	ended      bool       // guarded by cmu: the upstream context ended
 	finished   bool
 	headersOut bool  // response headers written to the client
@@ -66,7 +67,7 @@ func newExchange(parent context.Context, live *liveSet, rt *route, w http.Respon
 	ex := &exchange{start: start, rt: rt, w: w, parent: parent}
 	// The client going (an HTTP/2 reset, a closed connection) ends the
 	// upstream request at once.
-	ex.stopParent = context.AfterFunc(parent, ex.parentDone)
+	ex.stopParent = afterClientGone(parent, w, ex.parentDone)
 	if !live.add(ex) {
 		ex.expire(reasonShutdown)
 	}

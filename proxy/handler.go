@@ -32,10 +32,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ex := newExchange(r.Context(), &p.live, rt, w, start)
+	// The log line's part of the request is in the exchange, not in this
+	// frame, which every held stream's handler sits under.
+	ex.line.set(r)
 	info := accessInfo{}
 	defer func() {
 		ex.finish(&p.live)
-		t.logAccess(r, rt, start, info)
+		t.logAccess(&ex.line, rt, start, info)
 		p.observeEnd(rt, start, info)
 	}()
 	if p.forward(ex, w, r, t, &info) {
@@ -50,8 +53,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // answerLocally answers a request sluice does not forward, and logs it.
 func (p *Proxy) answerLocally(w http.ResponseWriter, r *http.Request, t *table, rt *route, start time.Time, status int, msg string) {
 	http.Error(w, msg, status)
+	var line requestLine
+	line.set(r)
 	info := accessInfo{status: status, reason: reasonDone}
-	t.logAccess(r, rt, start, info)
+	t.logAccess(&line, rt, start, info)
 	p.observeEnd(rt, start, info)
 }
 
@@ -199,7 +204,7 @@ func (p *Proxy) requestFailed(ex *exchange, w http.ResponseWriter, r *http.Reque
 		// Every backend is down: say so at once, no connect timeout.
 		info.reason, info.status = reasonUpstreamError, http.StatusServiceUnavailable
 	default:
-		info.reason = p.classify(ex, r, body, err)
+		info.reason = p.classify(ex, body, err)
 		info.status = statusFor(info.reason)
 		if info.reason == reasonUpstreamError && grpcDeadlinePassed(r, ex.start) {
 			info.status = http.StatusGatewayTimeout
@@ -225,7 +230,7 @@ func (p *Proxy) respond(ex *exchange, w http.ResponseWriter, r *http.Request, up
 		}
 	}
 	if err != nil {
-		info.reason = p.classify(ex, r, up.body, err)
+		info.reason = p.classify(ex, up.body, err)
 		return false
 	}
 	copyTrailers(w.Header(), res.Trailer, announced)
@@ -350,13 +355,13 @@ type waiter interface {
 
 // classify names why an exchange failed: a timeout or shutdown sluice
 // applied, the client going away, or the upstream's fault.
-func (p *Proxy) classify(ex *exchange, r *http.Request, body *requestBody, err error) closeReason {
+func (p *Proxy) classify(ex *exchange, body *requestBody, err error) closeReason {
 	if reason := ex.expiredReason(); reason != "" {
 		return reason
 	}
 	var cw errClientWrite
 	switch {
-	case errors.As(err, &cw), r.Context().Err() != nil:
+	case errors.As(err, &cw), ex.parent.Err() != nil:
 		return reasonClientGone
 	case body != nil && body.err.Load() != nil:
 		return reasonClientGone

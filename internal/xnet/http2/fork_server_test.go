@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 
@@ -217,5 +218,79 @@ func TestWriteDeadlineMovesRarely(t *testing.T) {
 	c.stalled = true
 	if _, err := w.Write([]byte("x")); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("write to a stalled peer: %v, want a deadline error", err)
+	}
+}
+
+// AfterClose's function runs once the client resets the stream; one that
+// was stopped does not; a second one (the stream has room for one) and
+// one registered after the close run too.
+func TestAfterClose(t *testing.T) {
+	ran := make(chan string, 4)
+	errs := make(chan string, 2)
+	registered := make(chan struct{})
+	rc := serveRaw(t, func(w http.ResponseWriter, r *http.Request) {
+		ac := w.(interface{ AfterClose(func()) func() bool })
+		if stop := ac.AfterClose(func() { ran <- "stopped" }); !stop() {
+			errs <- "stop did not unregister a function that had not run"
+		}
+		ac.AfterClose(func() { ran <- "hook" })
+		ac.AfterClose(func() { ran <- "second" })
+		close(registered)
+		<-r.Context().Done()
+		ac.AfterClose(func() { ran <- "late" })
+		close(errs)
+	})
+	rc.get()
+	<-registered
+	if err := rc.fr.WriteRSTStream(1, ErrCodeCancel); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for len(got) < 3 {
+		select {
+		case s := <-ran:
+			got[s] = true
+		case <-time.After(5 * time.Second):
+			t.Fatalf("after the reset only %v ran", got)
+		}
+	}
+	for e := range errs {
+		t.Error(e)
+	}
+	if !got["hook"] || !got["second"] || !got["late"] {
+		t.Errorf("ran %v, want hook, second and late", got)
+	}
+	select {
+	case s := <-ran:
+		t.Errorf("%s ran as well", s)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+// A handler that lets its request go while its stream stays open (as
+// sluice's does once the response head is out) lets the request be
+// collected: the server keeps only weak references to it.
+func TestServerDoesNotKeepTheRequest(t *testing.T) {
+	collected := make(chan struct{})
+	release := make(chan struct{})
+	rc := serveRaw(t, func(w http.ResponseWriter, r *http.Request) {
+		runtime.AddCleanup(r, func(ch chan struct{}) { close(ch) }, collected)
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		r = nil
+		<-release
+	})
+	rc.get()
+	defer close(release)
+	deadline := time.After(5 * time.Second)
+	for {
+		runtime.GC()
+		select {
+		case <-collected:
+			return
+		case <-deadline:
+			t.Fatal("the request was not collected while its stream stayed open")
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }

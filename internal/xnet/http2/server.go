@@ -47,6 +47,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"weak"
 
 	"github.com/sluiceproxy/sluice/internal/xnet/httpcommon"
 	"golang.org/x/net/http/httpguts"
@@ -542,6 +543,7 @@ type stream struct {
 	readDeadline     *time.Timer // nil if unused
 	writeDeadline    *time.Timer // nil if unused
 	closeErr         error       // set before cw is closed
+	onClose          streamHook  // responseWriter.AfterClose's function
 
 	trailer    http.Header // accumulated trailers
 	reqTrailer http.Header // handler's Request.Trailer
@@ -1632,6 +1634,7 @@ func (sc *serverConn) closeStream(st *stream, err error) {
 	st.closeErr = err
 	st.cancelCtx()
 	st.cw.Close() // signals Handler's CloseNotifier, unblocks writes, etc
+	st.onClose.closed()
 	sc.writeSched.CloseStream(st.id)
 }
 
@@ -2254,7 +2257,8 @@ func (sc *serverConn) newResponseWriter(st *stream, req *http.Request) *response
 	*rws = responseWriterState{} // zero all the fields
 	rws.conn = sc
 	rws.stream = st
-	rws.req = req
+	rws.req = weak.Make(req)
+	rws.isHead = req.Method == "HEAD"
 	return &responseWriter{rws: rws}
 }
 
@@ -2321,6 +2325,11 @@ func (sc *serverConn) handlerDone() {
 func (sc *serverConn) runHandler(rw *responseWriter, req *http.Request, handler func(http.ResponseWriter, *http.Request)) {
 	defer sc.sendServeMsg(handlerDoneMsg)
 	didPanic := true
+	// Only a weak reference outlives the handler call, so that a handler
+	// that lets the request go (sluice's, once the response head is out)
+	// does not keep it for the life of a long stream. One that parsed a
+	// multipart form keeps the request, and its files go as before.
+	form := weak.Make(req)
 	defer func() {
 		rw.rws.stream.cancelCtx()
 		if b := rw.rws.stream.reqBody; b != nil {
@@ -2329,7 +2338,7 @@ func (sc *serverConn) runHandler(rw *responseWriter, req *http.Request, handler 
 			// control for the request body.)
 			b.Close()
 		}
-		if req.MultipartForm != nil {
+		if req := form.Value(); req != nil && req.MultipartForm != nil {
 			req.MultipartForm.RemoveAll()
 		}
 		if didPanic {
@@ -2519,7 +2528,8 @@ var (
 type responseWriterState struct {
 	// immutable within a request:
 	stream *stream
-	req    *http.Request
+	req    weak.Pointer[http.Request] // weak: a long stream need not keep the request
+	isHead bool
 	conn   *serverConn
 
 	// TODO: adjust buffer writing sizes based on server config, frame size updates from peer, etc
@@ -2594,7 +2604,7 @@ func (rws *responseWriterState) writeChunk(p []byte) (n int, err error) {
 		rws.promoteUndeclaredTrailers()
 	}
 
-	isHeadResp := rws.req.Method == "HEAD"
+	isHeadResp := rws.isHead
 	if !rws.sentHeader {
 		rws.sentHeader = true
 		var ctype, clen string
@@ -3006,8 +3016,12 @@ func (w *responseWriter) Push(target string, opts *http.PushOptions) error {
 	if opts.Header == nil {
 		opts.Header = http.Header{}
 	}
+	req := w.rws.req.Value()
+	if req == nil {
+		return errors.New("http2: push after the handler let its request go")
+	}
 	wantScheme := "http"
-	if w.rws.req.TLS != nil {
+	if req.TLS != nil {
 		wantScheme = "https"
 	}
 
@@ -3021,7 +3035,7 @@ func (w *responseWriter) Push(target string, opts *http.PushOptions) error {
 			return fmt.Errorf("target must be an absolute URL or an absolute path: %q", target)
 		}
 		u.Scheme = wantScheme
-		u.Host = w.rws.req.Host
+		u.Host = req.Host
 	} else {
 		if u.Scheme != wantScheme {
 			return fmt.Errorf("cannot push URL with scheme %q from request with scheme %q", u.Scheme, wantScheme)
