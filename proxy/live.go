@@ -70,10 +70,7 @@ func (s *liveSet) add(ex *exchange) bool {
 	if s.aborted {
 		return false
 	}
-	at, reason := ex.deadline(0)
-	if reason != "" { // a zero timeout: due at the first sweep
-		at = 0
-	}
+	at, _ := ex.deadline(0) // nothing has passed at the start (0 is no timeout)
 	if at < 0 {
 		s.push(ex, untimedAt)
 		return true
