@@ -164,16 +164,19 @@ type Log struct {
 // is non-nil.
 type Timeouts struct {
 	// ResponseHeader bounds the wait for the upstream's response headers;
-	// when it passes the client gets 504. 0s = no limit. Default: 30s.
+	// when it passes the client gets 504. It is checked every 50 ms, as
+	// Idle is. 0s = no limit. Default: 30s.
 	ResponseHeader *Duration `yaml:"response_header"`
 
 	// Idle is the longest silence allowed on an open exchange, in either
 	// direction; when it passes the stream is reset and the upstream
-	// exchange closed. 0s = no limit. Default: 60s.
+	// exchange closed. It is checked every 50 ms, so it acts up to 50 ms
+	// after it passes. 0s = no limit. Default: 60s.
 	Idle *Duration `yaml:"idle"`
 
 	// Total caps the whole exchange, from the request's arrival to the
-	// response's last byte. 0s = no limit. Default: 60s.
+	// response's last byte. It is checked every 50 ms, as Idle is.
+	// 0s = no limit. Default: 60s.
 	Total *Duration `yaml:"total"`
 }
 

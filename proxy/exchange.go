@@ -24,8 +24,8 @@ const (
 )
 
 // exchange is one request/response through the proxy. It is the upstream
-// request's context (upctx.go) and owns the timers that end the exchange,
-// so that whatever ends it — a timeout, the client going, a shutdown —
+// request's context (upctx.go), and what ends it — a timeout (kept by
+// the Proxy's timing wheel, live.go), the client going, a shutdown —
 // closes the upstream side at once.
 type exchange struct {
 	start time.Time
@@ -51,37 +51,23 @@ type exchange struct {
 	headersIn       atomic.Bool // upstream response headers arrived
 	requestBodyDone atomic.Bool // client request body read to the end (or none)
 
-	mu          sync.Mutex // guards the fields below against the timers
-	ended       bool       // guarded by cmu: the upstream context ended
-	finished    bool
-	headersOut  bool // response headers written to the client
-	expired     closeReason
-	onExpire    func() // closes hijacked connections of an upgrade
-	idleTimer   *time.Timer
-	totalTimer  *time.Timer
-	headerTimer *time.Timer
+	mu         sync.Mutex // guards the fields below against the sweeper and Abort
+	ended      bool       // guarded by cmu: the upstream context ended
+	finished   bool
+	headersOut bool  // response headers written to the client
+	lslot      int32 // guarded by live.mu: which list of live (live.go)
+	expired    closeReason
+	onExpire   func() // closes hijacked connections of an upgrade
 }
 
 // newExchange starts an exchange for a request whose context is parent,
-// and registers it in live so that Abort ends it; finish unregisters it.
+// and registers it in live, which keeps its timeouts and which Abort
+// ends; finish unregisters it.
 func newExchange(parent context.Context, live *liveSet, rt *route, w http.ResponseWriter, start time.Time) *exchange {
 	ex := &exchange{start: start, rt: rt, w: w, parent: parent}
 	// The client going (an HTTP/2 reset, a closed connection) ends the
 	// upstream request at once.
 	ex.stopParent = afterClientGone(parent, w, ex.parentDone)
-	if rt.total > 0 {
-		ex.totalTimer = time.AfterFunc(rt.total, func() { ex.expire(reasonTotalTimeout) })
-	}
-	if rt.responseHeader > 0 {
-		ex.headerTimer = time.AfterFunc(rt.responseHeader, func() {
-			if !ex.headersIn.Load() {
-				ex.expire(reasonHeaderTimeout)
-			}
-		})
-	}
-	if ex.rt.idle > 0 {
-		ex.idleTimer = time.AfterFunc(ex.rt.idle, ex.checkIdle)
-	}
 	if !live.add(ex) {
 		ex.expire(reasonShutdown)
 	}
@@ -94,29 +80,44 @@ func (ex *exchange) touch() {
 	ex.lastActive.Store(int64(time.Since(ex.start)))
 }
 
-// checkIdle runs when the idle timer fires: it ends the exchange if
-// nothing moved for the whole idle period, or re-arms for the rest.
-// Waiting for response headers after the request body is complete is the
-// response_header timeout's job, not idle's.
-func (ex *exchange) checkIdle() {
-	ex.mu.Lock()
-	if ex.finished {
-		ex.mu.Unlock()
-		return
+// deadline says, at now (an offset from start), whether a timeout has
+// passed (reason: total, then response_header, then idle), and if not,
+// when to look again (an offset from start; negative: never, no timeout
+// applies any more). It reads only atomics and the route, so the timing
+// wheel calls it under its lock. Waiting for response headers after the
+// request body is complete is the response_header timeout's job, not
+// idle's: the idle check is then put off by a whole idle period.
+func (ex *exchange) deadline(now time.Duration) (at time.Duration, reason closeReason) {
+	at = -1
+	if total := ex.rt.total; total > 0 {
+		if now >= total {
+			return 0, reasonTotalTimeout
+		}
+		at = total
 	}
-	if !ex.headersIn.Load() && ex.requestBodyDone.Load() {
-		ex.idleTimer.Reset(ex.rt.idle)
-		ex.mu.Unlock()
-		return
+	if rh := ex.rt.responseHeader; rh > 0 && !ex.headersIn.Load() {
+		if now >= rh {
+			return 0, reasonHeaderTimeout
+		}
+		if at < 0 || rh < at {
+			at = rh
+		}
 	}
-	silent := time.Since(ex.start) - time.Duration(ex.lastActive.Load())
-	if silent < ex.rt.idle {
-		ex.idleTimer.Reset(ex.rt.idle - silent)
-		ex.mu.Unlock()
-		return
+	if idle := ex.rt.idle; idle > 0 {
+		var idleAt time.Duration
+		if !ex.headersIn.Load() && ex.requestBodyDone.Load() {
+			idleAt = now + idle
+		} else {
+			idleAt = time.Duration(ex.lastActive.Load()) + idle
+			if now >= idleAt {
+				return 0, reasonIdleTimeout
+			}
+		}
+		if at < 0 || idleAt < at {
+			at = idleAt
+		}
 	}
-	ex.mu.Unlock()
-	ex.expire(reasonIdleTimeout)
+	return at, ""
 }
 
 // expire ends the exchange for reason: the upstream exchange is cancelled
@@ -145,16 +146,9 @@ func (ex *exchange) expiredReason() closeReason {
 }
 
 // gotHeaders records that the upstream's response head arrived (or that
-// none will): the response_header timer is done with, and is dropped so
-// that a long stream does not keep it.
+// none will): the response_header timeout no longer applies.
 func (ex *exchange) gotHeaders() {
 	ex.headersIn.Store(true)
-	ex.mu.Lock()
-	if ex.headerTimer != nil {
-		ex.headerTimer.Stop()
-		ex.headerTimer = nil
-	}
-	ex.mu.Unlock()
 }
 
 func (ex *exchange) markHeadersOut() {
@@ -175,16 +169,11 @@ func (ex *exchange) setOnExpire(f func()) bool {
 	return true
 }
 
-// finish stops every timer and leaves live; after it the exchange never
-// touches the ResponseWriter again.
+// finish leaves live (and so its timing wheel); after it the exchange
+// never touches the ResponseWriter again.
 func (ex *exchange) finish(live *liveSet) {
 	ex.mu.Lock()
 	ex.finished = true
-	for _, t := range []*time.Timer{ex.idleTimer, ex.totalTimer, ex.headerTimer} {
-		if t != nil {
-			t.Stop()
-		}
-	}
 	ex.mu.Unlock()
 	live.remove(ex)
 	ex.stopParent()

@@ -137,7 +137,7 @@ func TestAbort(t *testing.T) {
 	for _, ex := range append(exs, late) {
 		ex.finish(&p.live)
 	}
-	if p.live.head != nil {
+	if p.live.untimed != nil || p.live.timed != 0 {
 		t.Fatal("exchanges left in the set")
 	}
 }
@@ -148,19 +148,19 @@ func TestLiveSetRemove(t *testing.T) {
 	var s liveSet
 	exs := make([]*exchange, 4)
 	for i := range exs {
-		exs[i] = &exchange{}
+		exs[i] = &exchange{rt: &route{}}
 		s.add(exs[i])
 	}
 	for _, i := range []int{3, 1, 0, 1} { // head (last added), middle, tail, again
 		s.remove(exs[i])
 	}
-	if s.head != exs[2] || exs[2].next != nil || exs[2].prev != nil {
+	if s.untimed != exs[2] || exs[2].next != nil || exs[2].prev != nil {
 		t.Fatal("list broken after removals")
 	}
 	if got := s.abort(); len(got) != 1 || got[0] != exs[2] {
 		t.Fatalf("abort returned %d exchanges, want the one left", len(got))
 	}
-	if s.add(&exchange{}) {
+	if s.add(&exchange{rt: &route{}}) {
 		t.Fatal("add after abort succeeded")
 	}
 }
