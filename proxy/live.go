@@ -8,8 +8,9 @@ import (
 // The timeouts of every exchange of a Proxy (response_header, idle and
 // total) are kept by one hashed timing wheel instead of runtime timers per
 // exchange: a quiet stream held a time.AfterFunc timer (about 226 bytes
-// live) for its whole life, and every request made and stopped two. An exchange waits in the slot of the tick of its next deadline;
-// the sweeper visits each tick's slot once, ends the exchanges whose
+// live) for its whole life, and every request made and stopped two. An
+// exchange waits in the slot of the tick of its next deadline; the
+// sweeper visits each tick's slot once, ends the exchanges whose
 // timeout has passed and moves the others to the slot of their new
 // deadline, so a stream that keeps moving costs one visit per idle period
 // and touch stays one atomic store.
