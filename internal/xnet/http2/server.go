@@ -2325,11 +2325,6 @@ func (sc *serverConn) handlerDone() {
 func (sc *serverConn) runHandler(rw *responseWriter, req *http.Request, handler func(http.ResponseWriter, *http.Request)) {
 	defer sc.sendServeMsg(handlerDoneMsg)
 	didPanic := true
-	// Only a weak reference outlives the handler call, so that a handler
-	// that lets the request go (sluice's, once the response head is out)
-	// does not keep it for the life of a long stream. One that parsed a
-	// multipart form keeps the request, and its files go as before.
-	form := weak.Make(req)
 	defer func() {
 		rw.rws.stream.cancelCtx()
 		if b := rw.rws.stream.reqBody; b != nil {
@@ -2338,7 +2333,12 @@ func (sc *serverConn) runHandler(rw *responseWriter, req *http.Request, handler 
 			// control for the request body.)
 			b.Close()
 		}
-		if req := form.Value(); req != nil && req.MultipartForm != nil {
+		// Only the writer's weak reference outlives the handler call, so
+		// that a handler that lets the request go (sluice's, once the
+		// response head is out) does not keep it for the life of a long
+		// stream. One that parsed a multipart form keeps the request, and
+		// its files go as before.
+		if req := rw.rws.req.Value(); req != nil && req.MultipartForm != nil {
 			req.MultipartForm.RemoveAll()
 		}
 		if didPanic {
