@@ -32,6 +32,13 @@ func (l *requestLine) set(r *http.Request) {
 	*l = requestLine{method: r.Method, host: r.Host, path: r.URL.Path, proto: r.Proto, remote: r.RemoteAddr}
 }
 
+// logRequest logs a request sluice answered itself, without an exchange.
+func (t *table) logRequest(r *http.Request, rt *route, start time.Time, info accessInfo) {
+	var line requestLine
+	line.set(r)
+	t.logAccess(&line, rt, start, info)
+}
+
 // logAccess writes the exchange's one access-log line. Exchanges that did
 // not end cleanly are logged at Warn so they stand out.
 func (t *table) logAccess(req *requestLine, rt *route, start time.Time, info accessInfo) {

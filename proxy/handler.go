@@ -53,10 +53,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // answerLocally answers a request sluice does not forward, and logs it.
 func (p *Proxy) answerLocally(w http.ResponseWriter, r *http.Request, t *table, rt *route, start time.Time, status int, msg string) {
 	http.Error(w, msg, status)
-	var line requestLine
-	line.set(r)
 	info := accessInfo{status: status, reason: reasonDone}
-	t.logAccess(&line, rt, start, info)
+	t.logRequest(r, rt, start, info)
 	p.observeEnd(rt, start, info)
 }
 

@@ -111,9 +111,7 @@ const reasonRefused closeReason = "refused"
 // refuse answers a request that fails checkRequest, before routing.
 func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, t *table, rt *route, start time.Time, why refusal) {
 	p.writeRefusal(w, r, rt, why)
-	var line requestLine
-	line.set(r)
-	t.logAccess(&line, rt, start, accessInfo{status: why.status, reason: reasonRefused})
+	t.logRequest(r, rt, start, accessInfo{status: why.status, reason: reasonRefused})
 }
 
 // writeRefusal sends the error response. An HTTP/1.1 connection is closed
