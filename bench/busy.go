@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // busyWatch notes CPU time used during the run by processes that are not
@@ -21,6 +22,9 @@ type busyWatch struct {
 	tick  float64
 }
 
+// clockTick is the unit of /proc's CPU times (USER_HZ, 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
 type procCPU struct {
 	comm  string
 	ppid  int
@@ -28,7 +32,7 @@ type procCPU struct {
 }
 
 func newBusyWatch() *busyWatch {
-	w := &busyWatch{ours: map[int]bool{}, self: os.Getpid(), tick: 100}
+	w := &busyWatch{ours: map[int]bool{}, self: os.Getpid(), tick: float64(time.Second / clockTick)}
 	w.sample()
 	return w
 }

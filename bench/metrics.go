@@ -37,8 +37,10 @@ const (
 	mSmallP99   = "small_p99"
 	mSmallFail  = "small_failed"
 	mSmallConns = "small_upstream_conns"
+	mSmallCPU   = "small_cpu_per_request"
 	mBigMBps    = "big_mbps"
 	mBigGrowth  = "big_peak_growth"
+	mBigCPU     = "big_cpu_per_mb"
 	mCancelP50  = "cancel_p50"
 	mCancelP99  = "cancel_p99"
 	mCancelMiss = "cancel_missed"
@@ -57,8 +59,10 @@ var metrics = []metric{
 	{mSmallP99, "small requests, p99 latency", unitMicros, true},
 	{mSmallFail, "small requests failed", unitCount, true},
 	{mSmallConns, "small requests, upstream connections opened", unitCount, true},
+	{mSmallCPU, "small requests, proxy CPU per request", unitMicros, true},
 	{mBigMBps, "big stream, MB/s", unitMBps, false},
 	{mBigGrowth, "big stream, peak RSS growth", unitBytes, true},
+	{mBigCPU, "big stream, proxy CPU per MB", unitMicros, true},
 	{mCancelP50, "cancel to upstream close, p50", unitMicros, true},
 	{mCancelP99, "cancel to upstream close, p99", unitMicros, true},
 	{mCancelMiss, "cancels never seen upstream", unitCount, true},

@@ -60,6 +60,7 @@ type env struct {
 	base     string // the earlier sluice binary of the sluice-base experiment
 	self     string // this program, re-executed for the in-Go peers
 	profile  string // directory for sluice's pprof files; "" = none
+	trace    bool   // with profile: also an execution trace
 }
 
 func freeAddr() (string, error) {
@@ -111,6 +112,9 @@ func startPeer(e *env, name string) (*proc, error) {
 		}
 		if e.profile != "" && name == peerSluice {
 			bin, args = e.self, []string{"serve-sluice", "-config", filepath.Join(dir, confFile), "-profile", e.profile}
+			if e.trace {
+				args = append(args, "-trace")
+			}
 		}
 	case peerNginx:
 		tmplName, confFile = "nginx.conf.tmpl", "nginx.conf"
@@ -228,6 +232,17 @@ func (p *proc) rss() int64 {
 		total += rssOf(pid)
 	}
 	return total
+}
+
+// cpu is the CPU time (user and system) the peer's processes have used
+// so far, from /proc, in clock ticks of 10 ms.
+func (p *proc) cpu() time.Duration {
+	procs := readProcs()
+	var ticks int64
+	for _, pid := range p.pids {
+		ticks += procs[pid].ticks
+	}
+	return time.Duration(ticks) * clockTick
 }
 
 // refreshPids picks up workers a master started since the last look.

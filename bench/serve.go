@@ -15,6 +15,7 @@ import (
 	"runtime"
 	rtmetrics "runtime/metrics"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"syscall"
 	"time"
@@ -94,6 +95,7 @@ func serveSluice(args []string) error {
 	fs := flag.NewFlagSet("serve-sluice", flag.ExitOnError)
 	path := fs.String("config", "", "sluice config")
 	dir := fs.String("profile", "", "directory for cpu.pprof and heap.pprof")
+	withTrace := fs.Bool("trace", false, "also write an execution trace to trace.out in the profile directory")
 	fs.Parse(args)
 	cfg, err := config.Load(*path)
 	if err != nil {
@@ -123,6 +125,17 @@ func serveSluice(args []string) error {
 		return err
 	}
 	runtime.MemProfileRate = 4096
+	if *withTrace {
+		tf, err := os.Create(filepath.Join(*dir, "trace.out"))
+		if err != nil {
+			return err
+		}
+		defer tf.Close()
+		if err := trace.Start(tf); err != nil {
+			return err
+		}
+		defer trace.Stop()
+	}
 	srv.Serve()
 	usr := make(chan os.Signal, 1)
 	signal.Notify(usr, sigHeapProfile)

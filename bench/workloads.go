@@ -365,6 +365,7 @@ func runBig(e *env, p *proc, prm params) (figures, error) {
 	}
 	p.refreshPids()
 	before := sampleRSS(p)
+	cpuBefore := p.cpu()
 	var peak atomic.Int64
 	peak.Store(before)
 	stop := make(chan struct{})
@@ -408,6 +409,7 @@ func runBig(e *env, p *proc, prm params) (figures, error) {
 	f := figures{mBigMBps: throughputMBps(n, elapsed)}
 	if p.cmd != nil {
 		f[mBigGrowth] = float64(peak.Load() - before)
+		f[mBigCPU] = float64((p.cpu() - cpuBefore).Microseconds()) / (float64(n) / 1e6)
 	}
 	return f, nil
 }
@@ -436,7 +438,13 @@ func runSmall(e *env, p *proc, prm params) (figures, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), prm.smallDuration+prm.smallWarmUp+30*time.Second)
 	defer cancel()
 	conns := e.upstream.accepted.Load()
+	// The proxy's CPU is counted from the end of h2load's warm-up, when
+	// its measured period starts, to its exit.
+	p.refreshPids()
+	cpuStart := make(chan time.Duration, 1)
+	warm := time.AfterFunc(prm.smallWarmUp, func() { cpuStart <- p.cpu() })
 	out, err := exec.CommandContext(ctx, "h2load", args...).CombinedOutput()
+	cpuEnd := p.cpu()
 	conns = e.upstream.accepted.Load() - conns
 	if err != nil {
 		return nil, fmt.Errorf("h2load: %w\n%s", err, tail(out, 2000))
@@ -450,7 +458,14 @@ func runSmall(e *env, p *proc, prm params) (figures, error) {
 		return nil, err
 	}
 	os.Remove(logPath)
-	return figures{mSmallRPS: rps, mSmallP99: percentile(lat, 99), mSmallFail: failed, mSmallConns: float64(conns)}, nil
+	f := figures{mSmallRPS: rps, mSmallP99: percentile(lat, 99), mSmallFail: failed, mSmallConns: float64(conns)}
+	if warm.Stop() {
+		return nil, fmt.Errorf("h2load ended within its warm-up")
+	}
+	if p.cmd != nil {
+		f[mSmallCPU] = float64((cpuEnd - <-cpuStart).Microseconds()) / (rps * prm.smallDuration.Seconds())
+	}
+	return f, nil
 }
 
 func portOf(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }
