@@ -463,6 +463,7 @@ type serverConn struct {
 	canonHeaderKeysSize         int               // canonHeader keys size in bytes
 	writingFrame                bool              // started writing a frame (on serve goroutine or separate)
 	writingFrameAsync           bool              // started a frame on its own goroutine but haven't heard back on wroteFrameCh
+	asyncWrites                 chan asyncWrite   // sluice: to the writer goroutine (fork_write.go); nil until the first async write
 	needsFrameFlush             bool              // last frame write wasn't a flush
 	inGoAway                    bool              // we've started to or sent GOAWAY
 	inFrameScheduleLoop         bool              // whether we're in the scheduleFrameWrite loop
@@ -776,6 +777,7 @@ func (sc *serverConn) serve(conf http2Config) {
 	defer sc.closeAllStreamsOnConnClose()
 	defer sc.stopShutdownTimer()
 	defer close(sc.doneServing) // unblocks handlers trying to send
+	defer sc.stopAsyncWriter()
 
 	if VerboseLogs {
 		sc.vlogf("http2: server connection from %v on %p", sc.conn.RemoteAddr(), sc.hs)
@@ -1188,7 +1190,7 @@ func (sc *serverConn) startFrameWrite(wr FrameWriteRequest) {
 		sc.hpackEncoder.SetMaxDynamicTableSize(sc.encoderTableSizeMin)
 		sc.hpackEncoder.SetMaxDynamicTableSize(sc.encoderTableSize)
 	}
-	if wr.write.staysWithinBuffer(sc.bw.Available()) {
+	if wr.write.staysWithinBuffer(sc.bw.Available()) || sc.flushesNothing(wr) {
 		sc.writingFrameAsync = false
 		err := wr.write.writeFrame(sc)
 		sc.wroteFrame(frameWriteResult{wr: wr, err: err})
@@ -1198,10 +1200,10 @@ func (sc *serverConn) startFrameWrite(wr FrameWriteRequest) {
 		// See https://go.dev/issue/58446.
 		sc.framer.startWriteDataPadded(wd.streamID, wd.endStream, wd.p, nil)
 		sc.writingFrameAsync = true
-		go sc.writeFrameAsync(wr, wd)
+		sc.writeAsync(wr, wd)
 	} else {
 		sc.writingFrameAsync = true
-		go sc.writeFrameAsync(wr, nil)
+		sc.writeAsync(wr, nil)
 	}
 }
 

@@ -1,0 +1,84 @@
+// Sluice's additions to the frame writers (write.go); see ../UPSTREAM.md,
+// change 8.
+
+package http2
+
+// headerFieldSlack is more than HPACK ever adds to a header field beyond
+// the bytes of its name and value: one byte of representation and two
+// string-length prefixes of at most five bytes each (RFC 7541, Sections
+// 5.1, 5.2 and 6.2). Huffman coding is used only when it is shorter, and
+// an indexed field is shorter still.
+const headerFieldSlack = 16
+
+// headerBlockSlack covers what a block carries besides its fields: up to
+// two dynamic table size updates (the smallest size, then the latest;
+// see startFrameWrite) and the :status field.
+const headerBlockSlack = 2*6 + len(":status") + 3 + headerFieldSlack
+
+// bound returns an upper bound of the bytes that writeFrame puts in the
+// connection's buffer: the encoded header block and the headers of the
+// HEADERS and CONTINUATION frames that carry it. It counts every key of
+// h, even those writeFrame skips (trailers not listed, invalid fields),
+// since an upper bound is all startFrameWrite needs.
+func (w *writeResHeaders) bound() int {
+	n := headerBlockSlack
+	for k, vv := range w.h {
+		for _, v := range vv {
+			n += len(k) + len(v) + headerFieldSlack
+		}
+	}
+	for _, v := range [...]string{w.contentType, w.contentLength, w.date} {
+		if v != "" {
+			n += len("content-length") + len(v) + headerFieldSlack
+		}
+	}
+	// splitHeaderBlock cuts the block into frames of 16,384 bytes.
+	return n + frameHeaderLen*(1+n/16384)
+}
+
+// flushesNothing reports whether wr is a flush of an empty buffer,
+// which the serve loop can do itself: it makes no system call. After a
+// DATA frame larger than the buffer (written through it, straight to the
+// connection, by writeFrameAsync) the flush that follows is one of
+// these, and a goroutine started for it is a goroutine for nothing.
+func (sc *serverConn) flushesNothing(wr FrameWriteRequest) bool {
+	_, flush := wr.write.(flushFrameWriter)
+	return flush && (sc.bw.bw == nil || sc.bw.bw.Buffered() == 0)
+}
+
+// asyncWrite is one frame write handed to the connection's writer
+// goroutine; wd is set for a DATA frame the serve loop already encoded.
+type asyncWrite struct {
+	wr FrameWriteRequest
+	wd *writeData
+}
+
+// writeAsync has the connection's writer goroutine write wr, where x/net
+// starts a goroutine for every such write. A new goroutine starts with a
+// small stack, and the TLS write grows it (crypto/tls's handshake check
+// alone has a large frame), so each write copied its stack once: 7 % of
+// a fast stream's CPU. The writer keeps its stack from write to write.
+// It is started on the first write and ends with the serve loop
+// (stopAsyncWriter); as before, at most one write is in flight, and its
+// result comes back on wroteFrameCh.
+func (sc *serverConn) writeAsync(wr FrameWriteRequest, wd *writeData) {
+	if sc.asyncWrites == nil {
+		sc.asyncWrites = make(chan asyncWrite, 1)
+		go sc.asyncWriter(sc.asyncWrites)
+	}
+	sc.asyncWrites <- asyncWrite{wr: wr, wd: wd}
+}
+
+func (sc *serverConn) asyncWriter(ch <-chan asyncWrite) {
+	for w := range ch {
+		sc.writeFrameAsync(w.wr, w.wd)
+	}
+}
+
+// stopAsyncWriter ends the writer goroutine once it has finished the
+// write in flight, if any (its result lands in wroteFrameCh's buffer).
+func (sc *serverConn) stopAsyncWriter() {
+	if sc.asyncWrites != nil {
+		close(sc.asyncWrites)
+	}
+}

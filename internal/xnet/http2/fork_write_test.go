@@ -1,0 +1,153 @@
+package http2
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2/hpack"
+)
+
+// boundContext is a writeContext that records what a frame writer wrote.
+type boundContext struct {
+	out bytes.Buffer
+	fr  *Framer
+	enc *hpack.Encoder
+	hb  bytes.Buffer
+}
+
+func newBoundContext() *boundContext {
+	c := &boundContext{}
+	c.fr = NewFramer(&c.out, nil)
+	c.enc = hpack.NewEncoder(&c.hb)
+	return c
+}
+
+func (c *boundContext) Framer() *Framer  { return c.fr }
+func (c *boundContext) Flush() error     { return nil }
+func (c *boundContext) CloseConn() error { return nil }
+func (c *boundContext) HeaderEncoder() (*hpack.Encoder, *bytes.Buffer) {
+	return c.enc, &c.hb
+}
+
+// The serve loop writes a HEADERS frame itself when writeResHeaders.bound
+// says it fits the connection's buffer, so the bound must never be below
+// what writeFrame writes: whatever the fields, their sizes, bytes that
+// Huffman coding makes longer, fields the dynamic table already holds,
+// blocks that need CONTINUATION frames and table size updates.
+func TestResHeadersBoundIsAnUpperBound(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	// Each string is of one kind: letters (Huffman shortens them), any
+	// visible byte, or bytes with long Huffman codes (sent as they are).
+	str := func(n int) string {
+		var b strings.Builder
+		kind := rnd.IntN(3)
+		for range n {
+			switch kind {
+			case 0:
+				b.WriteByte(byte('a' + rnd.IntN(26)))
+			case 1:
+				b.WriteByte(byte(0x21 + rnd.IntN(0x5e)))
+			default:
+				b.WriteByte("~^|\\{}"[rnd.IntN(6)])
+			}
+		}
+		return b.String()
+	}
+	sizes := []int{0, 1, 5, 30, 126, 127, 128, 200, 1000, 5000, 20000}
+	c := newBoundContext()
+	for i := range 3000 {
+		w := &writeResHeaders{streamID: 1, httpResCode: 100 + rnd.IntN(500), endStream: rnd.IntN(2) == 0}
+		h := http.Header{}
+		for range rnd.IntN(40) {
+			k := "X-" + str(1+rnd.IntN(20))
+			for range 1 + rnd.IntN(3) {
+				h[k] = append(h[k], str(sizes[rnd.IntN(len(sizes))]))
+			}
+		}
+		if rnd.IntN(4) == 0 {
+			h["Cache-Control"] = []string{"no-cache"} // in the static table
+		}
+		w.h = h
+		if rnd.IntN(2) == 0 {
+			w.date = "Tue, 24 Nov 2026 07:00:00 GMT"
+			w.contentType = "text/event-stream"
+			w.contentLength = "12345"
+		}
+		if rnd.IntN(10) == 0 {
+			// A table size update precedes the block (startFrameWrite).
+			c.enc.SetMaxDynamicTableSize(uint32(rnd.IntN(4096)))
+			c.enc.SetMaxDynamicTableSize(4096)
+		}
+		// And field by field, where the slack is not diluted by the
+		// block's: a fresh encoder indexes nothing yet.
+		for k, vv := range h {
+			var one bytes.Buffer
+			enc := hpack.NewEncoder(&one)
+			for _, v := range vv {
+				one.Reset()
+				enc.WriteField(hpack.HeaderField{Name: strings.ToLower(k), Value: v})
+				if one.Len() > len(k)+len(v)+headerFieldSlack {
+					t.Fatalf("field of %d+%d bytes encoded in %d", len(k), len(v), one.Len())
+				}
+			}
+		}
+		c.out.Reset()
+		if err := w.writeFrame(c); err != nil {
+			t.Fatal(err)
+		}
+		if got, bound := c.out.Len(), w.bound(); got > bound {
+			t.Fatalf("case %d: wrote %d bytes, bound %d (%d fields)", i, got, bound, len(h))
+		}
+	}
+}
+
+// Large DATA frames go to the connection through one writer goroutine
+// for the connection's life, not a goroutine each, and that goroutine
+// ends with the connection.
+func TestAsyncWriterIsReusedAndEnds(t *testing.T) {
+	chunk := bytes.Repeat([]byte("x"), 64<<10)
+	writers := make(chan int, 1)
+	rc := serveRaw(t, func(w http.ResponseWriter, r *http.Request) {
+		for range 4 {
+			w.Write(chunk)
+			w.(http.Flusher).Flush()
+		}
+		writers <- countGoroutines("asyncWriter")
+	})
+	rc.fr.WriteWindowUpdate(0, 1<<20)
+	rc.get()
+	rc.fr.WriteWindowUpdate(1, 1<<20)
+	_, body := rc.response()
+	if len(body) != 4*len(chunk) {
+		t.Fatalf("body %d bytes, want %d", len(body), 4*len(chunk))
+	}
+	if n := <-writers; n != 1 {
+		t.Errorf("%d writer goroutines while the stream was written, want 1", n)
+	}
+	rc.c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for countGoroutines("asyncWriter") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the writer goroutine outlived its connection")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// countGoroutines counts the goroutines with fn on their stack.
+func countGoroutines(fn string) int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range bytes.Split(buf, []byte("\n\n")) {
+		if bytes.Contains(g, []byte("http2.(*serverConn)."+fn)) {
+			n++
+		}
+	}
+	return n
+}
