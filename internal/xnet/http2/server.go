@@ -463,6 +463,7 @@ type serverConn struct {
 	canonHeaderKeysSize         int               // canonHeader keys size in bytes
 	writingFrame                bool              // started writing a frame (on serve goroutine or separate)
 	writingFrameAsync           bool              // started a frame on its own goroutine but haven't heard back on wroteFrameCh
+	yieldedBeforeFlush          bool              // sluice: yielded once since the last flush (scheduleFrameWrite)
 	asyncWrites                 chan asyncWrite   // sluice: to the writer goroutine (fork_write.go); nil until the first async write
 	needsFrameFlush             bool              // last frame write wasn't a flush
 	inGoAway                    bool              // we've started to or sent GOAWAY
@@ -1332,6 +1333,15 @@ func (sc *serverConn) scheduleFrameWrite() {
 				continue
 			default:
 			}
+			// sluice: yield once before flushing, so that handlers
+			// already runnable hand over their frames and share the
+			// write; with nothing else runnable this costs nothing.
+			if !sc.yieldedBeforeFlush {
+				sc.yieldedBeforeFlush = true
+				runtime.Gosched()
+				continue
+			}
+			sc.yieldedBeforeFlush = false
 			sc.startFrameWrite(FrameWriteRequest{write: flushFrameWriter{}})
 			sc.needsFrameFlush = false // after startFrameWrite, since it sets this true
 			continue
