@@ -151,3 +151,40 @@ func countGoroutines(fn string) int {
 	}
 	return n
 }
+
+// WriteHeader hands the handler's header map to the HEADERS frame
+// instead of copying it (change 12): Header() then returns a fresh map,
+// whose changes do not reach the sent head, and trailers still work,
+// declared (the map is kept) or set with http.TrailerPrefix.
+func TestWriteHeaderHandsOverTheHeaderMap(t *testing.T) {
+	for _, declared := range []bool{false, true} {
+		seen := make(chan bool, 1)
+		rc := serveRaw(t, func(w http.ResponseWriter, r *http.Request) {
+			h := w.Header()
+			h.Set("X-Before", "1")
+			if declared {
+				h.Set("Trailer", "X-Declared")
+			}
+			w.WriteHeader(http.StatusOK)
+			seen <- len(w.Header()) == 0
+			w.Header().Set("X-After", "1")
+			w.Write([]byte("body"))
+			if declared {
+				w.Header().Set("X-Declared", "d")
+			}
+			w.Header().Set(http.TrailerPrefix+"X-Promoted", "p")
+		})
+		rc.get()
+		fields, body := rc.response()
+		fresh := <-seen
+		if fresh == declared {
+			t.Errorf("declared=%v: Header() after WriteHeader fresh=%v", declared, fresh)
+		}
+		if fields["x-before"] != "1" || fields["x-after"] != "" || body != "body" {
+			t.Errorf("declared=%v: head and body %v %q", declared, fields, body)
+		}
+		if fields["x-promoted"] != "p" || declared && fields["x-declared"] != "d" {
+			t.Errorf("declared=%v: trailers missing: %v", declared, fields)
+		}
+	}
+}

@@ -2937,7 +2937,15 @@ func (rws *responseWriterState) writeHeader(code int) {
 	rws.wroteHeader = true
 	rws.status = code
 	if len(rws.handlerHeader) > 0 {
-		rws.snapHeader = cloneHeader(rws.handlerHeader)
+		if _, ok := rws.handlerHeader["Trailer"]; ok {
+			rws.snapHeader = cloneHeader(rws.handlerHeader)
+		} else {
+			// sluice: the handler's map becomes the snapshot rather
+			// than being copied; Header() now returns a fresh map
+			// (see responseWriter.Header). A map that declares
+			// trailers stays the handler's, for their values.
+			rws.snapHeader, rws.handlerHeader = rws.handlerHeader, nil
+		}
 	}
 }
 
