@@ -34,36 +34,54 @@ func TestHeadersBothWays(t *testing.T) {
 	}))
 	p := startSluice(t, "routes:\n"+route("app", "/", up))
 
-	// HTTP/1.1 with hop-by-hop headers and a spoofed X-Forwarded-For.
-	req, _ := http.NewRequest("GET", p.url("/h"), nil)
-	req.Header.Set("Connection", "X-Client-Hop")
-	req.Header.Set("X-Client-Hop", "1")
-	req.Header.Set("X-Forwarded-For", "6.6.6.6")
-	req.Header.Set("Forwarded", "for=6.6.6.6")
-	req.Host = "app.example.com"
-	res, err := p.h1Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.ReadAll(res.Body)
-	res.Body.Close()
-	up1 := <-seen
-	if up1.Get("X-Client-Hop") != "" || up1.Get("Forwarded") != "" {
-		t.Errorf("hop-by-hop or spoofed headers reached the upstream: %v", up1)
-	}
-	if up1.Get("X-Forwarded-For") != "127.0.0.1" || up1.Get("X-Forwarded-Proto") != "https" || up1.Get("X-Forwarded-Host") != "app.example.com" {
-		t.Errorf("forwarding headers: %v", up1)
-	}
-	if up1.Get("Host") != "app.example.com" {
-		t.Errorf("Host %q not passed through", up1.Get("Host"))
-	}
-	for _, h := range []string{"X-Hop", "Keep-Alive", "X-Accel-Buffering"} {
-		if res.Header.Get(h) != "" {
-			t.Errorf("response header %s reached the client", h)
+	// HTTP/1.1 and HTTP/2 (sluice forwards the client's header map
+	// without copying it), with hop-by-hop headers and a spoofed
+	// X-Forwarded-For.
+	for _, client := range []struct {
+		name string
+		c    *http.Client
+		hop  bool // HTTP/2 has no Connection header to send
+	}{{"HTTP/1.1", p.h1Client(), true}, {"HTTP/2", p.h2Client(), false}} {
+		req, _ := http.NewRequest("GET", p.url("/h"), nil)
+		if client.hop {
+			req.Header.Set("Connection", "X-Client-Hop")
+			req.Header.Set("X-Client-Hop", "1")
+		}
+		req.Header.Set("X-Forwarded-For", "6.6.6.6")
+		req.Header.Set("Forwarded", "for=6.6.6.6")
+		req.Host = "app.example.com"
+		res, err := client.c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.ReadAll(res.Body)
+		res.Body.Close()
+		up1 := <-seen
+		if up1.Get("X-Client-Hop") != "" || up1.Get("Forwarded") != "" {
+			t.Errorf("%s: hop-by-hop or spoofed headers reached the upstream: %v", client.name, up1)
+		}
+		if up1.Get("X-Forwarded-For") != "127.0.0.1" || up1.Get("X-Forwarded-Proto") != "https" || up1.Get("X-Forwarded-Host") != "app.example.com" {
+			t.Errorf("%s: forwarding headers: %v", client.name, up1)
+		}
+		if up1.Get("Host") != "app.example.com" {
+			t.Errorf("%s: Host %q not passed through", client.name, up1.Get("Host"))
+		}
+		for _, h := range []string{"X-Hop", "Keep-Alive", "X-Accel-Buffering"} {
+			if res.Header.Get(h) != "" {
+				t.Errorf("%s: response header %s reached the client", client.name, h)
+			}
+		}
+		if res.Header.Get("X-App") != "1" {
+			t.Errorf("%s: X-App lost: %v", client.name, res.Header)
 		}
 	}
-	if res.Header.Get("X-App") != "1" {
-		t.Errorf("X-App lost: %v", res.Header)
+
+	// An HTTP/1.1 client's Connection: close is honoured although sluice
+	// drops the header on the way up.
+	out, closed := rawH1(t, p, "GET /h HTTP/1.1\r\nHost: app.example.com\r\nConnection: close\r\n\r\n", 5*time.Second)
+	<-seen
+	if !closed || !strings.Contains(out, "Connection: close") {
+		t.Errorf("Connection: close not honoured (closed %v):\n%s", closed, out)
 	}
 }
 

@@ -144,8 +144,22 @@ func (p *Proxy) request(ex *exchange, w http.ResponseWriter, r *http.Request, t 
 
 // outgoing makes the request sluice sends upstream, and the wrapper of
 // its body while a retry may still need it.
+//
+// The client's header map and URL are not copied: they become the
+// upstream request's (hop-by-hop fields out, X-Forwarded-* in), which
+// saves a copy of every header per request. What reads r.Header later
+// (Accept-Encoding, Content-Type, Grpc-Timeout) is not changed by that,
+// and neither server under it reads the header once the handler runs
+// (net/http notes so for issue 14940; the HTTP/2 server is sluice's
+// copy). HTTP/3 requests, whose server sluice does not own, and extended
+// CONNECT, whose header is rewritten further, are cloned.
 func (p *Proxy) outgoing(ex *exchange, r *http.Request, t *table, up *answer) (*http.Request, *sendBody) {
-	out := r.Clone(ex)
+	var out *http.Request
+	if r.ProtoMajor <= 2 && !up.extended {
+		out = r.WithContext(ex)
+	} else {
+		out = r.Clone(ex)
+	}
 	out.RequestURI = ""
 	out.URL.Scheme = "http"
 	out.Close = false
