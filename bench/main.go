@@ -53,6 +53,7 @@ func bench(args []string) int {
 	only := fs.String("workloads", "", "workloads to run, comma-separated (default all): held,chunks,ttfb,cancel,big,small")
 	rounds := fs.Int("rounds", 0, "rounds, each on fresh processes; each figure is the median over rounds (default 3, 1 with -quick)")
 	profile := fs.String("profile", "", "run sluice in-process with CPU and heap profiles written to this directory")
+	memRate := fs.Int("profile-memrate", 4096, "with -profile, runtime.MemProfileRate for the heap profiles (the default 4096 samples finely but costs about a tenth of the CPU; 524288 is Go's own default, for CPU profiles)")
 	trace := fs.Bool("trace", false, "with -profile, also write an execution trace of sluice (trace.out; large: use with the short workloads, chunks and ttfb)")
 	noDoc := fs.Bool("no-doc", false, "print the results instead of writing docs")
 	held := fs.Int("held", 0, "held streams (100 per connection), overriding the mode's count")
@@ -132,6 +133,7 @@ func bench(args []string) int {
 	if *profile != "" {
 		e.profile, _ = filepath.Abs(*profile)
 		e.trace = *trace
+		e.memRate = *memRate
 	}
 
 	info := runInfo{

@@ -61,6 +61,7 @@ type env struct {
 	self     string // this program, re-executed for the in-Go peers
 	profile  string // directory for sluice's pprof files; "" = none
 	trace    bool   // with profile: also an execution trace
+	memRate  int    // with profile: runtime.MemProfileRate
 }
 
 func freeAddr() (string, error) {
@@ -111,7 +112,7 @@ func startPeer(e *env, name string) (*proc, error) {
 			bin = e.base
 		}
 		if e.profile != "" && name == peerSluice {
-			bin, args = e.self, []string{"serve-sluice", "-config", filepath.Join(dir, confFile), "-profile", e.profile}
+			bin, args = e.self, []string{"serve-sluice", "-config", filepath.Join(dir, confFile), "-profile", e.profile, "-memrate", strconv.Itoa(e.memRate)}
 			if e.trace {
 				args = append(args, "-trace")
 			}

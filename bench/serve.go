@@ -95,6 +95,7 @@ func serveSluice(args []string) error {
 	fs := flag.NewFlagSet("serve-sluice", flag.ExitOnError)
 	path := fs.String("config", "", "sluice config")
 	dir := fs.String("profile", "", "directory for cpu.pprof and heap.pprof")
+	memRate := fs.Int("memrate", 4096, "runtime.MemProfileRate")
 	withTrace := fs.Bool("trace", false, "also write an execution trace to trace.out in the profile directory")
 	fs.Parse(args)
 	cfg, err := config.Load(*path)
@@ -124,7 +125,7 @@ func serveSluice(args []string) error {
 	if err := pprof.StartCPUProfile(cpu); err != nil {
 		return err
 	}
-	runtime.MemProfileRate = 4096
+	runtime.MemProfileRate = *memRate
 	if *withTrace {
 		tf, err := os.Create(filepath.Join(*dir, "trace.out"))
 		if err != nil {
