@@ -60,7 +60,7 @@ func TestResHeadersBoundIsAnUpperBound(t *testing.T) {
 	}
 	sizes := []int{0, 1, 5, 30, 126, 127, 128, 200, 1000, 5000, 20000}
 	c := newBoundContext()
-	for i := range 3000 {
+	for i := range 1000 {
 		w := &writeResHeaders{streamID: 1, httpResCode: 100 + rnd.IntN(500), endStream: rnd.IntN(2) == 0}
 		h := http.Header{}
 		for range rnd.IntN(40) {
