@@ -49,7 +49,7 @@ func bench(args []string) int {
 	sluiceBin := fs.String("sluice", "", "the sluice binary (required)")
 	baseBin := fs.String("sluice-base", "", "an earlier sluice binary, run as the "+peerSluiceBase+" experiment to compare a change in one run")
 	out := fs.String("out", "docs", "directory for benchmarks.md and img/")
-	peersFlag := fs.String("peers", strings.Join(peerOrder, ","), "peers to run, comma-separated; the experiments "+peerSluiceBase+" (needs -sluice-base), "+peerSluice1P+" (sluice with GOMAXPROCS=1) and "+peerProto+" and "+peerFloor+" (held streams only) run only when named")
+	peersFlag := fs.String("peers", strings.Join(peerOrder, ","), "peers to run, comma-separated; the experiments "+peerSluiceBase+" (needs -sluice-base), "+peerSluice1P+" (sluice with GOMAXPROCS=1) and "+peerProto+" (held streams only) and "+peerFloor+" (held streams and small requests) run only when named")
 	only := fs.String("workloads", "", "workloads to run, comma-separated (default all): held,chunks,ttfb,cancel,big,small")
 	rounds := fs.Int("rounds", 0, "rounds, each on fresh processes; each figure is the median over rounds (default 3, 1 with -quick)")
 	profile := fs.String("profile", "", "run sluice in-process with CPU and heap profiles written to this directory")
@@ -175,7 +175,7 @@ func bench(args []string) int {
 		for _, w := range wls {
 			for _, name := range rotate(peers, r) {
 				p := procs[name]
-				if p == nil || (w.proxiesOnly && !p.tls) || ((name == peerProto || name == peerFloor) && w.name != "held") {
+				if p == nil || (w.proxiesOnly && !p.tls) || (name == peerProto && w.name != "held") || (name == peerFloor && w.name != "held" && w.name != "small") {
 					continue
 				}
 				busy.sample()

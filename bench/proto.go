@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -94,13 +95,23 @@ func serveProto(args []string) error {
 // as serveProto sets it up, with a handler that answers an event stream
 // itself and then waits for the client to go, and no upstream at all.
 // What a held stream costs here is what any proxy built on x/net/http2
-// pays before it does any proxying ("-peers h2floor -workloads held").
+// pays before it does any proxying ("-peers h2floor -workloads held");
+// it answers the small requests itself too ("-workloads small").
 // sluice's copy keeps less per quiet stream than x/net itself
 // (internal/xnet/UPSTREAM.md).
 func serveFloor(args []string) error {
 	opt := parseServeFlags("serve-h2floor", args)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/sse" {
+		switch r.URL.Path {
+		case "/sse":
+		case "/small":
+			// What the upstream answers, from the server itself: the
+			// small-request workload's floor.
+			w.Header().Set("Content-Type", "text/plain")
+			w.Header().Set("Content-Length", strconv.Itoa(len(smallBody)))
+			w.Write(smallBody)
+			return
+		default:
 			io.WriteString(w, "ok\n")
 			return
 		}

@@ -35,7 +35,7 @@ func removeHopByHop(h http.Header) {
 		}
 	}
 	for _, name := range hopHeaders {
-		h.Del(name)
+		delete(h, name) // already canonical: Del would canonicalize each again
 	}
 }
 

@@ -132,3 +132,13 @@ func TestCopyResponseHeaderShared(t *testing.T) {
 		t.Errorf("client Set-Cookie %v", got)
 	}
 }
+
+// removeHopByHop deletes the fixed list by key, so every entry must be in
+// the canonical form http.Header keys have.
+func TestHopHeadersAreCanonical(t *testing.T) {
+	for _, h := range hopHeaders {
+		if c := http.CanonicalHeaderKey(h); c != h {
+			t.Errorf("hop-by-hop header %q is not canonical (%q)", h, c)
+		}
+	}
+}
