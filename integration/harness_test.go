@@ -31,6 +31,9 @@ import (
 
 var (
 	sluiceBin string
+	// workDir holds the binary and the shared test certificate; TestMain
+	// removes it, so runs leave nothing behind in the temp directory.
+	workDir   string
 	raceBuild = os.Getenv("SLUICE_RACE") == "1"
 )
 
@@ -40,6 +43,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	workDir = dir
 	sluiceBin = filepath.Join(dir, "sluice")
 	args := []string{"build", "-o", sluiceBin}
 	if raceBuild {
@@ -74,7 +78,7 @@ func newTestCert(t *testing.T) testCert {
 		if err != nil {
 			panic(err)
 		}
-		dir, err := os.MkdirTemp("", "sluice-cert-")
+		dir, err := os.MkdirTemp(workDir, "cert-")
 		if err != nil {
 			panic(err)
 		}
