@@ -151,7 +151,7 @@ func rendezvous(cands []*backend, key string) *backend {
 		h := fnv.New64a()
 		h.Write([]byte(key))
 		h.Write([]byte{0})
-		h.Write([]byte(c.up.addr.String()))
+		h.Write([]byte(c.up.name))
 		if w := h.Sum64(); best == nil || w > bestW {
 			best, bestW = c, w
 		}
@@ -190,7 +190,7 @@ func (pl *pool) failed(b *backend, why string) {
 	}
 	b.mu.Unlock()
 	if down {
-		pl.log.Warn("backend down", zap.String("route", pl.name), zap.String("upstream", b.up.addr.String()),
+		pl.log.Warn("backend down", zap.String("route", pl.name), zap.String("upstream", b.up.name),
 			zap.String("check", "passive"), zap.String("error", why), zap.Duration("cool_off", pl.coolOff))
 	}
 }

@@ -18,7 +18,8 @@ func testPool(t *testing.T, policy config.LoadBalancing, fails int) *pool {
 	rc.Health.CoolOff = config.Duration(time.Minute)
 	var ups []*upstream
 	for _, a := range []string{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"} {
-		ups = append(ups, &upstream{addr: config.Upstream{Network: "tcp", Address: a}, urlHost: a})
+		u := config.Upstream{Network: "tcp", Address: a}
+		ups = append(ups, &upstream{addr: u, name: u.String(), urlHost: a})
 	}
 	return newPool(rc, ups, zap.NewNop())
 }

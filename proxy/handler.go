@@ -126,7 +126,7 @@ func (p *Proxy) request(ex *exchange, w http.ResponseWriter, r *http.Request, t 
 	res, b, setCookie, err := p.send(ex, r, out, sb)
 	up.res, up.b, up.setCookie = res, b, setCookie
 	if b != nil {
-		info.upstream = b.up.addr.String()
+		info.upstream = b.up.name
 	}
 	ex.gotHeaders()
 	ex.touch()

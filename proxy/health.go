@@ -39,7 +39,7 @@ func (pl *pool) checkLoop(ctx context.Context, b *backend) {
 			return
 		}
 		wasDown := b.checkDown.Swap(err != nil)
-		addr := b.up.addr.String()
+		addr := b.up.name
 		switch {
 		case err != nil && !wasDown:
 			pl.log.Warn("backend down", zap.String("route", pl.name), zap.String("upstream", addr),

@@ -59,6 +59,14 @@ func (b *sendBody) release() {
 	}
 }
 
+// isDialError reports whether err is a dialError: nothing reached the
+// backend. (Its own function: errors.As's target escapes, and in send it
+// would be allocated for every request.)
+func isDialError(err error) bool {
+	var de *dialError
+	return errors.As(err, &de)
+}
+
 func idempotent(method string) bool {
 	switch method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
@@ -91,7 +99,6 @@ func (p *Proxy) send(ex *exchange, r, out *http.Request, sb *sendBody) (*http.Re
 
 		canRetry := len(tried) < rt.retryTries && time.Since(ex.start) < rt.retryWithin &&
 			ex.expiredReason() == "" && r.Context().Err() == nil
-		var de *dialError
 		switch {
 		case err == nil && res.StatusCode != http.StatusBadGateway && res.StatusCode != http.StatusServiceUnavailable:
 			if res.StatusCode == http.StatusGatewayTimeout {
@@ -104,7 +111,7 @@ func (p *Proxy) send(ex *exchange, r, out *http.Request, sb *sendBody) (*http.Re
 			if !canRetry || !idempotent(out.Method) || sb != nil {
 				return res, b, setCookie, nil
 			}
-		case errors.As(err, &de):
+		case isDialError(err):
 			pl.failed(b, err.Error())
 			if !canRetry || (sb != nil && sb.read.Load() > 0) {
 				return nil, b, "", err
@@ -133,7 +140,7 @@ func (p *Proxy) send(ex *exchange, r, out *http.Request, sb *sendBody) (*http.Re
 // every exchange, does not carry its fields.
 func (p *Proxy) logRetry(rt *route, from, next *backend, try int, res *http.Response, err error) {
 	p.log.Debug("retrying on another backend", zap.String("route", rt.name),
-		zap.String("upstream", from.up.addr.String()), zap.String("next", next.up.addr.String()),
+		zap.String("upstream", from.up.name), zap.String("next", next.up.name),
 		zap.Int("try", try), zap.Int("status", statusOf(res)), zap.NamedError("cause", err))
 }
 

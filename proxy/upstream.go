@@ -16,6 +16,7 @@ import (
 // half-read stream is never handed to the next exchange.
 type upstream struct {
 	addr      config.Upstream
+	name      string // addr.String(), for logs and metrics
 	urlHost   string // host part of outgoing URLs
 	transport transport
 }
@@ -39,7 +40,7 @@ const (
 func newUpstream(addr config.Upstream) *upstream {
 	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 	network, address := addr.Network, addr.Address
-	u := &upstream{addr: addr, urlHost: addr.Address}
+	u := &upstream{addr: addr, name: addr.String(), urlHost: addr.Address}
 	if network == "unix" {
 		// The URL host is only the Host header's fallback; the dialer
 		// ignores it.

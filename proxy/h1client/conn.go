@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -24,6 +25,7 @@ const maxLineBytes = 4 << 10
 var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 
 var (
+	errStale          = errors.New("h1client: idle connection closed or sent unasked bytes")
 	errHeaderTooLarge = errors.New("h1client: response header too large")
 	errLineTooLong    = errors.New("h1client: chunk line too long")
 )
@@ -42,13 +44,31 @@ type conn struct {
 	reused   bool // taken from the idle pool for this exchange
 	gotBytes bool // a byte of the response arrived in this exchange
 	idleAt   time.Time
+
+	// The functions raw runs, made once: a closure made for each call
+	// would be allocated for each exchange. Their results go to rawN and
+	// rawErr.
+	closeNC    func() // nc.Close, for the exchange's cancel hook
+	readOrPark func(fd uintptr) bool
+	peekOrPark func(fd uintptr) bool
+	peekIdle   func(fd uintptr)
+	readSome   func(fd uintptr) bool
+	rawP       []byte // readSome's destination
+	rawN       int
+	rawErr     error
+	woken      bool // peekOrPark found the socket empty and parked
 }
 
 func newConn(nc net.Conn) *conn {
 	c := &conn{nc: nc}
+	c.closeNC = func() { nc.Close() }
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw
+			c.readOrPark = c.rawReadOrPark
+			c.peekOrPark = c.rawPeekOrPark
+			c.peekIdle = c.rawPeekIdle
+			c.readSome = c.rawReadSome
 		}
 	}
 	return c
@@ -105,6 +125,66 @@ func (c *conn) fill(limit int) error {
 	return err
 }
 
+// fillWait is fill for a read that may wait long, such as for a response
+// head: it holds no buffer while the socket is empty, because streams
+// opening in a burst would otherwise hold one each while their upstreams
+// think, and the pool keep them all afterwards. It reads at once with a
+// pooled buffer; if the socket is empty, the buffer goes back and the
+// goroutine parks until the poller reports the socket readable. That is
+// one system call when the data is already there (a peek first would be
+// two), and two when it is not, as a blocking read.
+func (c *conn) fillWait(limit int) error {
+	if c.raw == nil || c.buf != nil {
+		return c.fill(limit)
+	}
+	c.rawErr = nil
+	if err := c.raw.Read(c.readOrPark); err != nil {
+		// Closed (a cancelled exchange) or past a deadline while parked.
+		c.release()
+		return err
+	}
+	if c.rawErr != nil {
+		return c.rawErr
+	}
+	return nil
+}
+
+// rawReadOrPark is fillWait's read: true once it read data, EOF or an
+// error; false, with the buffer given back, to wait for the socket.
+func (c *conn) rawReadOrPark(fd uintptr) bool {
+	if c.buf == nil {
+		c.bp = bufPool.Get().(*[]byte)
+		c.buf, c.r, c.w = *c.bp, 0, 0
+	}
+	n, err := ignoringEINTR(fd, c.buf)
+	switch {
+	case n > 0:
+		c.gotBytes = true
+		c.w = n
+		return true
+	case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
+		// The poller is edge-triggered: parking is safe only after a
+		// read found nothing, as here.
+		c.release()
+		return false
+	case err == nil:
+		c.rawErr = io.EOF
+	default:
+		c.rawErr = &net.OpError{Op: "read", Net: "tcp", Source: c.nc.LocalAddr(), Addr: c.nc.RemoteAddr(), Err: os.NewSyscallError("read", err)}
+	}
+	c.release()
+	return true
+}
+
+func ignoringEINTR(fd uintptr, p []byte) (int, error) {
+	for {
+		n, err := syscall.Read(int(fd), p)
+		if err != syscall.EINTR {
+			return max(n, 0), err
+		}
+	}
+}
+
 // readLine returns the next line without its line ending, reading more as
 // needed. The returned slice is valid until the next call on c; the
 // caller releases the buffer once it is done with the line.
@@ -151,15 +231,17 @@ func (c *conn) readDirect(p []byte) (int, error) {
 // readNow reads what the socket holds without waiting; errors and EOF
 // are left for the next blocking read to report.
 func (c *conn) readNow(p []byte) int {
-	n := 0
-	c.raw.Read(func(fd uintptr) bool {
-		m, err := syscall.Read(int(fd), p)
-		if err == nil && m > 0 {
-			n = m
-		}
-		return true
-	})
-	return n
+	c.rawP, c.rawN = p, 0
+	c.raw.Read(c.readSome)
+	c.rawP = nil
+	return c.rawN
+}
+
+func (c *conn) rawReadSome(fd uintptr) bool {
+	if n, err := ignoringEINTR(fd, c.rawP); err == nil {
+		c.rawN = n
+	}
+	return true
 }
 
 // waitReadable blocks until the socket has data, EOF or an error, without
@@ -168,27 +250,28 @@ func (c *conn) waitReadable() error {
 	if c.buffered() > 0 || c.raw == nil {
 		return nil
 	}
-	var one [1]byte
-	woken := false
-	err := c.raw.Read(func(fd uintptr) bool {
-		if woken {
-			// The poller saw the socket become readable since the peek
-			// below found it empty: data, EOF or an error is there. A
-			// rare spurious wake only means the Read that follows
-			// blocks with its buffer, which is still correct.
-			return true
-		}
-		_, _, err := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		if err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR {
-			// The poller is edge-triggered: parking is safe only after
-			// a check found nothing, as here.
-			woken = true
-			return false
-		}
-		// Data, EOF or a socket error: the next Read reports which.
+	c.woken = false
+	return c.raw.Read(c.peekOrPark)
+}
+
+// rawPeekOrPark is waitReadable's check: true once the socket holds data,
+// EOF or an error (the next Read reports which), false to park.
+func (c *conn) rawPeekOrPark(fd uintptr) bool {
+	if c.woken {
+		// The poller saw the socket become readable since the peek
+		// found it empty. A rare spurious wake only means the Read that
+		// follows blocks with its buffer, which is still correct.
 		return true
-	})
-	return err
+	}
+	var one [1]byte
+	_, _, err := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	if err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR {
+		// The poller is edge-triggered: parking is safe only after a
+		// check found nothing, as here.
+		c.woken = true
+		return false
+	}
+	return true
 }
 
 // stale reports whether an idle connection is unusable: the upstream
@@ -200,14 +283,19 @@ func (c *conn) stale() bool {
 	if c.raw == nil {
 		return false
 	}
+	c.rawErr = nil
+	err := c.raw.Control(c.peekIdle)
+	return err != nil || c.rawErr != nil
+}
+
+// rawPeekIdle sets rawErr unless the socket has nothing to read: only
+// "nothing yet" means an idle connection is still good.
+func (c *conn) rawPeekIdle(fd uintptr) {
 	var one [1]byte
-	bad := true
-	err := c.raw.Control(func(fd uintptr) {
-		// Only "nothing to read yet" means the connection is still good.
-		_, _, err := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		bad = err != syscall.EAGAIN && err != syscall.EWOULDBLOCK
-	})
-	return err != nil || bad
+	_, _, err := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	if err != syscall.EAGAIN && err != syscall.EWOULDBLOCK {
+		c.rawErr = errStale
+	}
 }
 
 func (c *conn) close() {

@@ -38,13 +38,8 @@ func readHead(c *conn, limit int) (*http.Response, int, error) {
 		if c.buffered() > limit {
 			return nil, 0, errHeaderTooLarge
 		}
-		// Waiting for the head takes no buffer: streams opening in a
-		// burst would otherwise hold one each while their upstreams
-		// think, and the pool keep them all afterwards.
-		if err := c.waitReadable(); err != nil {
-			return nil, 0, err
-		}
-		if err := c.fill(limit + 4); err != nil {
+		// Waiting for the head takes no buffer (fillWait).
+		if err := c.fillWait(limit + 4); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -83,10 +78,17 @@ func headEnd(b []byte) int {
 func parseHead(head string) (*http.Response, error) {
 	line, rest, _ := strings.Cut(head, "\n")
 	line = strings.TrimSuffix(line, "\r")
-	res := &http.Response{Header: make(http.Header, 8)}
+	res := &http.Response{}
 	if err := parseStatusLine(res, line); err != nil {
 		return nil, err
 	}
+	// One backing array for the values, as net/textproto does: a field
+	// seen once (most are) takes a one-element slice of it instead of an
+	// allocation of its own. The line count sizes it, up to a bound: the
+	// head may be a megabyte of short lines.
+	n := min(strings.Count(rest, "\n"), 64)
+	res.Header = make(http.Header, n)
+	vals := make([]string, n)
 	for {
 		line, rest, _ = strings.Cut(rest, "\n")
 		line = strings.TrimSuffix(line, "\r")
@@ -97,7 +99,13 @@ func parseHead(head string) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		res.Header[name] = append(res.Header[name], value)
+		if vv, ok := res.Header[name]; ok || len(vals) == 0 {
+			res.Header[name] = append(vv, value)
+		} else {
+			vals[0] = value
+			res.Header[name] = vals[:1:1]
+			vals = vals[1:]
+		}
 	}
 }
 

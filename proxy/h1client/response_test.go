@@ -3,9 +3,13 @@ package h1client
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/textproto"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -370,5 +374,43 @@ func TestResponseKeepsNoHeadString(t *testing.T) {
 	}
 	if res.Proto != "HTTP/1.1" || res.Status != "200 OK" || res.StatusCode != 200 {
 		t.Errorf("parsed %q %q %d", res.Proto, res.Status, res.StatusCode)
+	}
+}
+
+// TestParseHeadFieldsMatchTextproto checks the shared backing array of
+// header values against net/textproto's reader: repeated fields, fields
+// past the array's bound, and that appending to one field's values does
+// not change another's.
+func TestParseHeadFieldsMatchTextproto(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 300 {
+		var head strings.Builder
+		head.WriteString("HTTP/1.1 200 OK\r\n")
+		for range rng.IntN(150) {
+			// Few names, so many repeat, some far apart.
+			fmt.Fprintf(&head, "X-F%d: v%d\r\n", rng.IntN(max(1, i%90)), rng.IntN(1000))
+		}
+		head.WriteString("\r\n")
+		res, err := parseHead(head.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := textproto.NewReader(bufio.NewReader(strings.NewReader(head.String())))
+		tr.ReadLine()
+		want, err := tr.ReadMIMEHeader()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(map[string][]string(res.Header), map[string][]string(want)) {
+			t.Fatalf("case %d: header\n%v\nwant\n%v", i, res.Header, want)
+		}
+		for k := range res.Header {
+			res.Header[k] = append(res.Header[k], "appended")
+		}
+		for k, vv := range res.Header {
+			if got := vv[:len(vv)-1]; !reflect.DeepEqual(got, want[k]) {
+				t.Fatalf("case %d: appending to the fields changed %s to %v, want %v", i, k, got, want[k])
+			}
+		}
 	}
 }

@@ -324,6 +324,8 @@ type exchange struct {
 
 	noReuse bool
 	ended   bool
+
+	body body // the response body, allocated with the exchange
 }
 
 // exchange writes head, whose buffer hp then goes back to headPool, and
@@ -336,7 +338,7 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, he
 		ex.req = req
 	}
 	nc := c.nc
-	ex.stop = afterFunc(ctx, func() { nc.Close() })
+	ex.stop = afterFunc(ctx, c.closeNC)
 	_, err := nc.Write(head)
 	putHead(hp, head)
 	if err != nil {
@@ -404,8 +406,8 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, he
 			ex.finish(true)
 			return res, nil
 		}
-		b := &body{ex: ex, kind: kind, remain: res.ContentLength}
-		res.Body = b
+		ex.body = body{ex: ex, kind: kind, remain: res.ContentLength}
+		res.Body = &ex.body
 		return res, nil
 	}
 }

@@ -3,10 +3,12 @@ package http2
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"reflect"
 	"runtime"
 	"testing"
 	"time"
@@ -50,10 +52,14 @@ func serveRaw(t *testing.T, h http.HandlerFunc) *rawClient {
 }
 
 // get opens stream 1 with a GET request.
-func (rc *rawClient) get() {
+func (rc *rawClient) get() { rc.getWith(nil) }
+
+// getWith sends a GET on stream 1 with these regular fields after the
+// pseudo-headers.
+func (rc *rawClient) getWith(fields [][2]string) {
 	var b bytes.Buffer
 	enc := hpack.NewEncoder(&b)
-	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "example.test"}, {":path", "/"}} {
+	for _, f := range append([][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "example.test"}, {":path", "/"}}, fields...) {
 		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
 	}
 	if err := rc.fr.WriteHeaders(HeadersFrameParam{StreamID: 1, BlockFragment: b.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
@@ -292,5 +298,45 @@ func TestServerDoesNotKeepTheRequest(t *testing.T) {
 			t.Fatal("the request was not collected while its stream stayed open")
 		case <-time.After(10 * time.Millisecond):
 		}
+	}
+}
+
+// TestRequestHeaderValuesShareOneArray checks change 13: the request's
+// header values are slices of one array, so repeated fields, cookie
+// crumbs and many fields must come out as net/http's Header.Add would
+// make them, and appending to one field's values must not change
+// another's.
+func TestRequestHeaderValuesShareOneArray(t *testing.T) {
+	var fields [][2]string
+	want := http.Header{}
+	for i := range 40 {
+		name := fmt.Sprintf("x-f%d", i%13)
+		fields = append(fields, [2]string{name, fmt.Sprint(i)})
+		want.Add(name, fmt.Sprint(i))
+	}
+	fields = append(fields, [2]string{"cookie", "a=1"}, [2]string{"x-one", "1"}, [2]string{"cookie", "b=2"})
+	want.Set("Cookie", "a=1; b=2")
+	want.Set("X-One", "1")
+	got := make(chan string, 1)
+	rc := serveRaw(t, func(w http.ResponseWriter, r *http.Request) {
+		if !reflect.DeepEqual(r.Header, want) {
+			got <- fmt.Sprintf("header %v, want %v", r.Header, want)
+			return
+		}
+		for k := range r.Header {
+			r.Header[k] = append(r.Header[k], "appended")
+		}
+		for k, vv := range r.Header {
+			if !reflect.DeepEqual(vv[:len(vv)-1], want[k]) {
+				got <- fmt.Sprintf("appending changed %s to %v, want %v", k, vv[:len(vv)-1], want[k])
+				return
+			}
+		}
+		got <- ""
+	})
+	rc.getWith(fields)
+	rc.response()
+	if msg := <-got; msg != "" {
+		t.Error(msg)
 	}
 }

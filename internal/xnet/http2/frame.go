@@ -325,6 +325,11 @@ type Framer struct {
 	// MetaHeadersFrame instead.
 	ReadMetaHeaders *hpack.Decoder
 
+	// sluice: readMetaFrame's emit function and its state, made once
+	// (see ../UPSTREAM.md, 13).
+	meta     metaDecodeState
+	metaEmit func(hpack.HeaderField)
+
 	// MaxHeaderListSize is the http2 MAX_HEADER_LIST_SIZE.
 	// It's used only if ReadMetaHeaders is set; 0 means a sane default
 	// (currently 16MB)
@@ -1710,68 +1715,32 @@ func (fr *Framer) readMetaFrame(hf *HeadersFrame) (Frame, error) {
 	}
 	mh := &MetaHeadersFrame{
 		HeadersFrame: hf,
+		// sluice: room for a typical request's fields at once, instead
+		// of growing through 1, 2, 4 and 8 (see ../UPSTREAM.md, 13).
+		Fields: make([]hpack.HeaderField, 0, 8),
 	}
-	var headersRemainSize = fr.maxHeaderListSize()
-	var trailersRemainSize = fr.maxHeaderListSize()
-	var sawRegular bool
-
-	var invalid error // pseudo header field errors
+	// sluice: the emit function and its state live in the Framer, made
+	// once, instead of a closure and four escaping variables per header
+	// block (see ../UPSTREAM.md, 13).
+	st := &fr.meta
+	*st = metaDecodeState{
+		fr:                 fr,
+		mh:                 mh,
+		headersRemainSize:  fr.maxHeaderListSize(),
+		trailersRemainSize: fr.maxHeaderListSize(),
+	}
+	if fr.metaEmit == nil {
+		fr.metaEmit = st.emit
+	}
 	hdec := fr.ReadMetaHeaders
 	hdec.SetEmitEnabled(true)
 	hdec.SetMaxStringLength(fr.maxHeaderStringLen())
-	hdec.SetEmitFunc(func(hf hpack.HeaderField) {
-		if VerboseLogs && fr.logReads {
-			fr.debugReadLoggerf("http2: decoded hpack field %+v", hf)
-		}
-		if !httpguts.ValidHeaderFieldValue(hf.Value) {
-			// Don't include the value in the error, because it may be sensitive.
-			invalid = headerFieldValueError(hf.Name)
-		}
-		isPseudo := strings.HasPrefix(hf.Name, ":")
-		if isPseudo {
-			if sawRegular {
-				invalid = errPseudoAfterRegular
-			}
-		} else {
-			sawRegular = true
-			if !validWireHeaderFieldName(hf.Name) {
-				invalid = headerFieldNameError(hf.Name)
-			}
-		}
-
-		if invalid != nil {
-			hdec.SetEmitEnabled(false)
-			return
-		}
-
-		var remainSize *uint32
-		var size uint32
-		if hf.Name == "trailer" {
-			remainSize = &trailersRemainSize
-			fieldCount := strings.Count(hf.Value, ",") + 1
-			// Rather than actually constructing hpack.HeaderField for each
-			// trailer field and cumulatively adding its Size, just do the math
-			// manually to avoid unnecessary work. This does make it so
-			// whitespaces after comma are counted against the budget, but that
-			// should be innocuous.
-			size = uint32(len(hf.Value)-fieldCount+1) + uint32(fieldCount)*hpack.HeaderField{}.Size()
-		} else {
-			remainSize = &headersRemainSize
-			size = hf.Size()
-		}
-		if size > *remainSize {
-			hdec.SetEmitEnabled(false)
-			mh.Truncated = true
-			headersRemainSize = 0
-			trailersRemainSize = 0
-			return
-		}
-		*remainSize -= size
-
-		mh.Fields = append(mh.Fields, hf)
-	})
+	hdec.SetEmitFunc(fr.metaEmit)
 	// Lose reference to MetaHeadersFrame:
-	defer hdec.SetEmitFunc(func(hf hpack.HeaderField) {})
+	defer func() {
+		hdec.SetEmitFunc(func(hf hpack.HeaderField) {})
+		fr.meta = metaDecodeState{}
+	}()
 
 	var hc headersOrContinuation = hf
 	for {
@@ -1785,7 +1754,7 @@ func (fr *Framer) readMetaFrame(hf *HeadersFrame) (Frame, error) {
 		// exceeded the max header list size (if so, both budgets are 0), or a
 		// frame whose encoded size is more than twice the remaining header
 		// list bytes we're willing to accept.
-		if int64(len(frag)) > 2*int64(headersRemainSize+trailersRemainSize) {
+		if int64(len(frag)) > 2*int64(st.headersRemainSize+st.trailersRemainSize) {
 			if VerboseLogs {
 				log.Printf("http2: header list too large")
 			}
@@ -1797,9 +1766,9 @@ func (fr *Framer) readMetaFrame(hf *HeadersFrame) (Frame, error) {
 		// Also close the connection after any CONTINUATION frame following an
 		// invalid header, since we stop tracking the size of the headers after
 		// an invalid one.
-		if invalid != nil {
+		if st.invalid != nil {
 			if VerboseLogs {
-				log.Printf("http2: invalid header: %v", invalid)
+				log.Printf("http2: invalid header: %v", st.invalid)
 			}
 			// It would be nice to send a RST_STREAM before sending the GOAWAY,
 			// but the structure of the server's frame writer makes this difficult.
@@ -1826,12 +1795,12 @@ func (fr *Framer) readMetaFrame(hf *HeadersFrame) (Frame, error) {
 	if err := hdec.Close(); err != nil {
 		return mh, ConnectionError(ErrCodeCompression)
 	}
-	if invalid != nil {
-		fr.errDetail = invalid
+	if st.invalid != nil {
+		fr.errDetail = st.invalid
 		if VerboseLogs {
-			log.Printf("http2: invalid header: %v", invalid)
+			log.Printf("http2: invalid header: %v", st.invalid)
 		}
-		return nil, StreamError{mh.StreamID, ErrCodeProtocol, invalid}
+		return nil, StreamError{mh.StreamID, ErrCodeProtocol, st.invalid}
 	}
 	if err := mh.checkPseudos(); err != nil {
 		fr.errDetail = err
@@ -1841,6 +1810,70 @@ func (fr *Framer) readMetaFrame(hf *HeadersFrame) (Frame, error) {
 		return nil, StreamError{mh.StreamID, ErrCodeProtocol, err}
 	}
 	return mh, nil
+}
+
+// metaDecodeState is what readMetaFrame's emit function works on
+// (sluice: kept in the Framer; see ../UPSTREAM.md, 13).
+type metaDecodeState struct {
+	fr                 *Framer
+	mh                 *MetaHeadersFrame
+	headersRemainSize  uint32
+	trailersRemainSize uint32
+	sawRegular         bool
+	invalid            error // pseudo header field errors
+}
+
+// emit takes one decoded field of the header block.
+func (s *metaDecodeState) emit(hf hpack.HeaderField) {
+	if VerboseLogs && s.fr.logReads {
+		s.fr.debugReadLoggerf("http2: decoded hpack field %+v", hf)
+	}
+	if !httpguts.ValidHeaderFieldValue(hf.Value) {
+		// Don't include the value in the error, because it may be sensitive.
+		s.invalid = headerFieldValueError(hf.Name)
+	}
+	isPseudo := strings.HasPrefix(hf.Name, ":")
+	if isPseudo {
+		if s.sawRegular {
+			s.invalid = errPseudoAfterRegular
+		}
+	} else {
+		s.sawRegular = true
+		if !validWireHeaderFieldName(hf.Name) {
+			s.invalid = headerFieldNameError(hf.Name)
+		}
+	}
+
+	if s.invalid != nil {
+		s.fr.ReadMetaHeaders.SetEmitEnabled(false)
+		return
+	}
+
+	var remainSize *uint32
+	var size uint32
+	if hf.Name == "trailer" {
+		remainSize = &s.trailersRemainSize
+		fieldCount := strings.Count(hf.Value, ",") + 1
+		// Rather than actually constructing hpack.HeaderField for each
+		// trailer field and cumulatively adding its Size, just do the math
+		// manually to avoid unnecessary work. This does make it so
+		// whitespaces after comma are counted against the budget, but that
+		// should be innocuous.
+		size = uint32(len(hf.Value)-fieldCount+1) + uint32(fieldCount)*hpack.HeaderField{}.Size()
+	} else {
+		remainSize = &s.headersRemainSize
+		size = hf.Size()
+	}
+	if size > *remainSize {
+		s.fr.ReadMetaHeaders.SetEmitEnabled(false)
+		s.mh.Truncated = true
+		s.headersRemainSize = 0
+		s.trailersRemainSize = 0
+		return
+	}
+	*remainSize -= size
+
+	s.mh.Fields = append(s.mh.Fields, hf)
 }
 
 func summarizeFrame(f Frame) string {

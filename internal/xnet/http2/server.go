@@ -2194,10 +2194,23 @@ func (sc *serverConn) newWriterAndRequest(st *stream, f *MetaHeadersFrame) (*res
 		return nil, nil, sc.countError("bad_path_method", streamError(f.StreamID, ErrCodeProtocol))
 	}
 
-	header := make(http.Header)
+	// sluice: the map sized for the fields, and one backing array for
+	// the values, as net/textproto does: a field seen once takes a
+	// one-element slice of it instead of an allocation of its own (see
+	// ../UPSTREAM.md, 13).
+	fields := f.RegularFields()
+	header := make(http.Header, len(fields))
+	vals := make([]string, len(fields))
 	rp.Header = header
-	for _, hf := range f.RegularFields() {
-		header.Add(sc.canonicalHeader(hf.Name), hf.Value)
+	for _, hf := range fields {
+		k := sc.canonicalHeader(hf.Name)
+		if vv, ok := header[k]; ok {
+			header[k] = append(vv, hf.Value)
+		} else {
+			vals[0] = hf.Value
+			header[k] = vals[:1:1]
+			vals = vals[1:]
+		}
 	}
 	if rp.Authority == "" {
 		rp.Authority = header.Get("Host")
