@@ -113,7 +113,8 @@ func (pl *pool) pick(r *http.Request, tried []*backend) (b *backend, setCookie s
 		}
 		return cands[i], ""
 	case config.BalanceIPHash:
-		return rendezvous(cands, peerAddr(r.RemoteAddr).String()), ""
+		_, client := peerAddr(r.RemoteAddr)
+		return rendezvous(cands, client), ""
 	case config.BalanceCookie:
 		if c, err := r.Cookie(pl.cookie); err == nil {
 			for _, b := range cands {

@@ -67,13 +67,13 @@ func prepareRequestHeader(h http.Header, r *http.Request, upgrade string, truste
 		h.Set("User-Agent", "")
 	}
 
-	peer := peerAddr(r.RemoteAddr)
+	peer, peerText := peerAddr(r.RemoteAddr)
 	if peer.IsValid() && isTrusted(peer, trusted) {
 		prior := strings.Join(h.Values("X-Forwarded-For"), ", ")
 		if prior != "" {
-			h.Set("X-Forwarded-For", prior+", "+peer.String())
+			h.Set("X-Forwarded-For", prior+", "+peerText)
 		} else {
-			h.Set("X-Forwarded-For", peer.String())
+			h.Set("X-Forwarded-For", peerText)
 		}
 		if h.Get("X-Forwarded-Proto") == "" {
 			h.Set("X-Forwarded-Proto", scheme(r))
@@ -86,13 +86,15 @@ func prepareRequestHeader(h http.Header, r *http.Request, upgrade string, truste
 	// From an untrusted peer every claim about the client is a spoof.
 	h.Del("Forwarded")
 	h.Del("X-Real-Ip")
+	// The three values share one array: one allocation, not three.
+	vals := []string{scheme(r), r.Host, peerText}
+	h["X-Forwarded-Proto"] = vals[0:1:1]
+	h["X-Forwarded-Host"] = vals[1:2:2]
 	if peer.IsValid() {
-		h.Set("X-Forwarded-For", peer.String())
+		h["X-Forwarded-For"] = vals[2:3:3]
 	} else {
-		h.Del("X-Forwarded-For")
+		delete(h, "X-Forwarded-For")
 	}
-	h.Set("X-Forwarded-Proto", scheme(r))
-	h.Set("X-Forwarded-Host", r.Host)
 }
 
 func scheme(r *http.Request) string {
@@ -102,16 +104,23 @@ func scheme(r *http.Request) string {
 	return "http"
 }
 
-func peerAddr(remote string) netip.Addr {
+// peerAddr parses the client's address from a RemoteAddr and returns it
+// with its text form. A plain IPv4 address's text is the one in remote
+// (the parser takes only its canonical form), so it costs no allocation.
+func peerAddr(remote string) (netip.Addr, string) {
 	host, _, err := net.SplitHostPort(remote)
 	if err != nil {
 		host = remote
 	}
 	a, err := netip.ParseAddr(host)
 	if err != nil {
-		return netip.Addr{}
+		return netip.Addr{}, ""
 	}
-	return a.Unmap()
+	if a.Is4() {
+		return a, host
+	}
+	a = a.Unmap()
+	return a, a.String()
 }
 
 func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {

@@ -142,3 +142,20 @@ func TestHopHeadersAreCanonical(t *testing.T) {
 		}
 	}
 }
+
+// TestPeerAddrText checks that the text peerAddr returns without
+// allocating is the address's own text form, for every shape of
+// RemoteAddr.
+func TestPeerAddrText(t *testing.T) {
+	for _, remote := range []string{"192.0.2.1:5000", "10.0.0.9", "[::1]:443", "[::ffff:10.0.0.9]:80", "[fe80::1%eth0]:80", "[2001:db8::1]:1"} {
+		a, text := peerAddr(remote)
+		if !a.IsValid() || text != a.String() {
+			t.Errorf("%s: %v %q", remote, a, text)
+		}
+	}
+	for _, bad := range []string{"", "host:80", "01.2.3.4:80", "[::1"} {
+		if a, text := peerAddr(bad); a.IsValid() || text != "" {
+			t.Errorf("%q: %v %q, want nothing", bad, a, text)
+		}
+	}
+}
