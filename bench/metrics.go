@@ -38,6 +38,7 @@ const (
 	mSmallFail  = "small_failed"
 	mSmallConns = "small_upstream_conns"
 	mSmallCPU   = "small_cpu_per_request"
+	mSmallAlloc = "small_allocs_per_request"
 	mBigMBps    = "big_mbps"
 	mBigGrowth  = "big_peak_growth"
 	mBigCPU     = "big_cpu_per_mb"
@@ -60,6 +61,7 @@ var metrics = []metric{
 	{mSmallFail, "small requests failed", unitCount, true},
 	{mSmallConns, "small requests, upstream connections opened", unitCount, true},
 	{mSmallCPU, "small requests, proxy CPU per request", unitMicros, true},
+	{mSmallAlloc, "small requests, heap allocations per request (sluice only)", unitCount, true},
 	{mBigMBps, "big stream, MB/s", unitMBps, false},
 	{mBigGrowth, "big stream, peak RSS growth", unitBytes, true},
 	{mBigCPU, "big stream, proxy CPU per MB", unitMicros, true},

@@ -37,6 +37,7 @@ type tmplData struct {
 	Cert     string // PEM certificate file
 	Key      string // PEM key file
 	PEM      string // certificate and key in one file (HAProxy)
+	Admin    string // sluice's admin listener, host:port on loopback
 }
 
 // proc is a running peer.
@@ -45,6 +46,7 @@ type proc struct {
 	addr    string // where clients connect: https for proxies, http for direct
 	tls     bool
 	config  string
+	admin   string // sluice's admin listener (its /metrics); "" for the others
 	cmd     *exec.Cmd
 	pids    []int // the peer's processes (master and workers)
 	logFile *os.File
@@ -107,6 +109,9 @@ func startPeer(e *env, name string) (*proc, error) {
 	switch name {
 	case peerSluice, peerSluice1P, peerSluiceBase:
 		tmplName, confFile = "sluice.yaml.tmpl", "sluice.yaml"
+		if d.Admin, err = freeAddr(); err != nil {
+			return nil, err
+		}
 		bin, args = e.sluice, []string{"run", "--config", filepath.Join(dir, confFile)}
 		if name == peerSluiceBase {
 			bin = e.base
@@ -164,7 +169,7 @@ func startPeer(e *env, name string) (*proc, error) {
 		logf.Close()
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
-	p := &proc{name: name, addr: addr, tls: true, config: conf, cmd: cmd, logFile: logf, exited: make(chan struct{})}
+	p := &proc{name: name, addr: addr, tls: true, config: conf, admin: d.Admin, cmd: cmd, logFile: logf, exited: make(chan struct{})}
 	go func() { cmd.Wait(); close(p.exited) }()
 	running.add(p)
 	if err := p.waitReady(e, 20*time.Second); err != nil {
@@ -406,4 +411,37 @@ func (s *procSet) stopAll() {
 	for _, p := range ps {
 		p.stop()
 	}
+}
+
+// mallocs reads the Go runtime's count of heap allocations from sluice's
+// admin /metrics (go_memstats_mallocs_total). ok is false for a peer
+// without one, or when it cannot be read: the in-process sluice of
+// -profile serves no admin listener.
+func (p *proc) mallocs() (n float64, ok bool) {
+	if p.admin == "" {
+		return 0, false
+	}
+	c := &http.Client{Timeout: 2 * time.Second}
+	res, err := c.Get("http://" + p.admin + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, 4<<20))
+	if err != nil || res.StatusCode != http.StatusOK {
+		return 0, false
+	}
+	return parseMallocs(string(body))
+}
+
+// parseMallocs finds go_memstats_mallocs_total in a Prometheus text
+// exposition.
+func parseMallocs(text string) (float64, bool) {
+	for _, line := range strings.Split(text, "\n") {
+		if v, found := strings.CutPrefix(line, "go_memstats_mallocs_total "); found {
+			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
 }

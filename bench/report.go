@@ -157,7 +157,7 @@ type runInfo struct {
 // reportMetrics are the rows of the results table.
 var reportMetrics = []string{
 	mAddedP50, mAddedP99, mChunkP50, mChunkP99, mHeld, mHeldOpen,
-	mSmallRPS, mSmallP99, mSmallFail, mSmallConns, mSmallCPU, mBigMBps, mBigGrowth, mBigCPU,
+	mSmallRPS, mSmallP99, mSmallFail, mSmallConns, mSmallCPU, mSmallAlloc, mBigMBps, mBigGrowth, mBigCPU,
 	mCancelP50, mCancelP99, mCancelMiss, mTTFBP50, mTTFBP99,
 }
 
