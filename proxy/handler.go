@@ -258,7 +258,7 @@ func (p *Proxy) writeHead(ex *exchange, w http.ResponseWriter, r *http.Request, 
 	res := up.res
 	// Before copyResponseHeader, which takes X-Accel-Buffering out.
 	stream := shouldStream(ex.rt.streaming, res)
-	copyResponseHeader(w.Header(), res)
+	copyResponseHeader(w, res)
 	if up.setCookie != "" {
 		w.Header().Add("Set-Cookie", up.setCookie)
 	}

@@ -132,29 +132,41 @@ func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 	return false
 }
 
-// copyResponseHeader copies the upstream's response headers to dst without
+// copyResponseHeader gives w the upstream's response headers without
 // hop-by-hop headers and X-Accel-Buffering (an instruction to sluice, not
 // to the client), and announces the upstream's trailers so HTTP/1.1
 // chunked trailers reach HTTP/2 clients as trailers.
 //
-// The value slices are shared, not copied: res.Header is the transport's
-// fresh map for this response, nothing changes it afterwards (the caller
-// drops it once the head is written), and dst is only ever changed by
-// replacing a slice or appending to it, which never shows in res.Header.
-// A quiet stream kept the copies for as long as it lasted.
-func copyResponseHeader(dst http.Header, res *http.Response) {
+// res.Header is the transport's fresh map for this response and the
+// caller drops it once the head is written, so it is edited in place and,
+// where the response writer can take a map (sluice's HTTP/2 server,
+// internal/xnet's AdoptHeader), handed over whole: three allocations and
+// a map insert per field fewer per response. Otherwise its value slices
+// are shared, not copied: dst is only ever changed by replacing a slice or
+// appending to it, which never shows in res.Header. A quiet stream kept
+// the copies for as long as it lasted.
+func copyResponseHeader(w http.ResponseWriter, res *http.Response) {
 	removeHopByHop(res.Header)
-	res.Header.Del("X-Accel-Buffering")
-	for k, vv := range res.Header {
-		dst[k] = vv
-	}
+	delete(res.Header, "X-Accel-Buffering")
 	if len(res.Trailer) > 0 {
 		names := make([]string, 0, len(res.Trailer))
 		for k := range res.Trailer {
 			names = append(names, k)
 		}
-		dst.Set("Trailer", strings.Join(names, ", "))
+		res.Header["Trailer"] = []string{strings.Join(names, ", ")}
 	}
+	if a, ok := w.(headerAdopter); ok && a.AdoptHeader(res.Header) {
+		return
+	}
+	dst := w.Header()
+	for k, vv := range res.Header {
+		dst[k] = vv
+	}
+}
+
+// headerAdopter is a response writer that can take a header map whole.
+type headerAdopter interface {
+	AdoptHeader(h http.Header) bool
 }
 
 // copyTrailers sets the upstream's trailers, known once its body has been

@@ -86,8 +86,9 @@ func TestCopyResponseHeader(t *testing.T) {
 		},
 		Trailer: http.Header{"X-Checksum": nil},
 	}
-	dst := http.Header{}
-	copyResponseHeader(dst, res)
+	rec := httptest.NewRecorder()
+	copyResponseHeader(rec, res)
+	dst := rec.Header()
 	want := http.Header{"Content-Type": {"text/plain"}, "Trailer": {"X-Checksum"}}
 	if !reflect.DeepEqual(dst, want) {
 		t.Errorf("got %v, want %v", dst, want)
@@ -116,8 +117,9 @@ func TestCopyResponseHeaderShared(t *testing.T) {
 		"Vary":       {"Origin"},
 		"Etag":       {`"x"`},
 	}}
-	dst := http.Header{}
-	copyResponseHeader(dst, res)
+	rec := httptest.NewRecorder()
+	copyResponseHeader(rec, res)
+	dst := rec.Header()
 	if &dst["Set-Cookie"][0] != &cookies[0] {
 		t.Fatal("value slice copied, want shared")
 	}
@@ -157,5 +159,53 @@ func TestPeerAddrText(t *testing.T) {
 		if a, text := peerAddr(bad); a.IsValid() || text != "" {
 			t.Errorf("%q: %v %q, want nothing", bad, a, text)
 		}
+	}
+}
+
+// adoptingWriter is a response writer that takes a header map whole, as
+// sluice's HTTP/2 server does.
+type adoptingWriter struct {
+	*httptest.ResponseRecorder
+	adopted http.Header
+}
+
+func (w *adoptingWriter) AdoptHeader(h http.Header) bool {
+	if w.adopted != nil {
+		return false
+	}
+	w.adopted = h
+	return true
+}
+
+// TestCopyResponseHeaderAdopted: a writer that can take the map gets the
+// upstream's, cleaned, and nothing is copied into its own Header().
+func TestCopyResponseHeaderAdopted(t *testing.T) {
+	res := &http.Response{
+		Header: http.Header{
+			"Connection":        {"close, X-Hop"},
+			"X-Hop":             {"1"},
+			"X-Accel-Buffering": {"no"},
+			"Content-Type":      {"text/plain"},
+		},
+		Trailer: http.Header{"X-Checksum": nil},
+	}
+	upstream := res.Header
+	w := &adoptingWriter{ResponseRecorder: httptest.NewRecorder()}
+	copyResponseHeader(w, res)
+	want := http.Header{"Content-Type": {"text/plain"}, "Trailer": {"X-Checksum"}}
+	if !reflect.DeepEqual(w.adopted, want) {
+		t.Errorf("adopted %v, want %v", w.adopted, want)
+	}
+	if reflect.ValueOf(w.adopted).UnsafePointer() != reflect.ValueOf(upstream).UnsafePointer() {
+		t.Error("the map was copied, want the upstream's handed over")
+	}
+	if len(w.ResponseRecorder.Header()) != 0 {
+		t.Errorf("copied into Header() too: %v", w.ResponseRecorder.Header())
+	}
+	// A writer whose header is already in use gets a copy.
+	res.Header = http.Header{"Content-Type": {"text/html"}}
+	copyResponseHeader(w, res)
+	if w.ResponseRecorder.Header().Get("Content-Type") != "text/html" {
+		t.Errorf("refused adoption did not copy: %v", w.ResponseRecorder.Header())
 	}
 }

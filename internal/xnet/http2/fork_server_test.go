@@ -340,3 +340,46 @@ func TestRequestHeaderValuesShareOneArray(t *testing.T) {
 		t.Error(msg)
 	}
 }
+
+// TestAdoptHeader checks change 14: an adopted map is the response's
+// header, trailers it declares still go out, and a map is not adopted
+// once Header() was called or the header written.
+func TestAdoptHeader(t *testing.T) {
+	results := make(chan []bool, 1)
+	rc := serveRaw(t, func(w http.ResponseWriter, r *http.Request) {
+		a := w.(interface{ AdoptHeader(http.Header) bool })
+		h := http.Header{"X-Adopted": {"1"}, "Trailer": {"X-T"}}
+		first := a.AdoptHeader(h)
+		again := a.AdoptHeader(http.Header{"X-Second": {"1"}})
+		w.Header().Set("X-Added", "2") // the adopted map, through Header()
+		w.WriteHeader(http.StatusAccepted)
+		afterWrite := a.AdoptHeader(http.Header{"X-Late": {"1"}})
+		w.Write([]byte("body"))
+		w.Header().Set("X-T", "t")
+		results <- []bool{first, again, afterWrite}
+	})
+	rc.get()
+	fields, body := rc.response()
+	got := <-results
+	if !got[0] || got[1] || got[2] {
+		t.Errorf("AdoptHeader results %v, want [true false false]", got)
+	}
+	if fields[":status"] != "202" || fields["x-adopted"] != "1" || fields["x-added"] != "2" || fields["x-second"] != "" || fields["x-late"] != "" {
+		t.Errorf("head %v", fields)
+	}
+	if fields["x-t"] != "t" || body != "body" {
+		t.Errorf("trailer and body: %v %q", fields, body)
+	}
+
+	// Header() first: the handler's own map stays, nothing is adopted.
+	adopted := make(chan bool, 1)
+	rc = serveRaw(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Own", "1")
+		adopted <- w.(interface{ AdoptHeader(http.Header) bool }).AdoptHeader(http.Header{"X-Other": {"1"}})
+	})
+	rc.get()
+	fields, _ = rc.response()
+	if <-adopted || fields["x-own"] != "1" || fields["x-other"] != "" {
+		t.Errorf("after Header(): adopted, head %v", fields)
+	}
+}
