@@ -414,3 +414,60 @@ func TestParseHeadFieldsMatchTextproto(t *testing.T) {
 		}
 	}
 }
+
+// TestReadOrParkHoldsNoBufferWhenEmpty drives fillWait's read directly on
+// a loopback socket: on an empty socket it asks to park and holds no
+// buffer; with data it keeps the bytes in a pooled buffer; at EOF it
+// reports io.EOF and holds nothing.
+func TestReadOrParkHoldsNoBufferWhenEmpty(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	peer, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newConn(nc)
+	if c.raw == nil {
+		t.Fatal("a TCP connection has no raw conn")
+	}
+	step := func() (done bool) {
+		if err := c.raw.Control(func(fd uintptr) { done = c.rawReadOrPark(fd) }); err != nil {
+			t.Fatal(err)
+		}
+		return done
+	}
+	if step() || c.buf != nil || c.rawErr != nil {
+		t.Fatalf("empty socket: done, buffer %d bytes, error %v; want park, no buffer", len(c.buf), c.rawErr)
+	}
+	io.WriteString(peer, "HTTP/1.1 200 OK\r\n")
+	deadline := time.Now().Add(5 * time.Second)
+	for !step() {
+		if time.Now().After(deadline) {
+			t.Fatal("data never read")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if string(c.buf[c.r:c.w]) != "HTTP/1.1 200 OK\r\n" || !c.gotBytes {
+		t.Fatalf("read %q", c.buf[c.r:c.w])
+	}
+	c.r = c.w
+	c.release()
+	peer.Close()
+	for !step() {
+		if time.Now().After(deadline) {
+			t.Fatal("EOF never seen")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if c.rawErr != io.EOF || c.buf != nil {
+		t.Fatalf("at EOF: error %v, buffer %d bytes", c.rawErr, len(c.buf))
+	}
+}
