@@ -170,7 +170,7 @@ func (c *conn) rawReadOrPark(fd uintptr) bool {
 	case err == nil:
 		c.rawErr = io.EOF
 	default:
-		c.rawErr = &net.OpError{Op: "read", Net: "tcp", Source: c.nc.LocalAddr(), Addr: c.nc.RemoteAddr(), Err: os.NewSyscallError("read", err)}
+		c.rawErr = &net.OpError{Op: "read", Net: c.nc.LocalAddr().Network(), Source: c.nc.LocalAddr(), Addr: c.nc.RemoteAddr(), Err: os.NewSyscallError("read", err)}
 	}
 	c.release()
 	return true
