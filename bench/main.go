@@ -53,6 +53,7 @@ func bench(args []string) int {
 	only := fs.String("workloads", "", "workloads to run, comma-separated (default all): held,chunks,ttfb,cancel,big,small")
 	rounds := fs.Int("rounds", 0, "rounds, each on fresh processes; each figure is the median over rounds (default 3, 1 with -quick)")
 	profile := fs.String("profile", "", "run sluice in-process with CPU and heap profiles written to this directory")
+	maxFrame := fs.Uint("client-max-frame", 0, "SETTINGS_MAX_FRAME_SIZE of the bench's HTTP/2 clients (0: x/net's 1 MiB; 16384 is what browsers send)")
 	memRate := fs.Int("profile-memrate", 4096, "with -profile, runtime.MemProfileRate for the heap profiles (the default 4096 samples finely but costs about a tenth of the CPU; 524288 is Go's own default, for CPU profiles)")
 	trace := fs.Bool("trace", false, "with -profile, also write an execution trace of sluice (trace.out; large: use with the short workloads, chunks and ttfb)")
 	noDoc := fs.Bool("no-doc", false, "print the results instead of writing docs")
@@ -129,7 +130,7 @@ func bench(args []string) int {
 	}
 	defer up.close()
 	self, _ := os.Executable()
-	e := &env{dir: dir, upstream: up, cert: cert, sluice: *sluiceBin, base: *baseBin, self: self}
+	e := &env{dir: dir, upstream: up, cert: cert, sluice: *sluiceBin, base: *baseBin, self: self, maxFrame: uint32(*maxFrame)}
 	if *profile != "" {
 		e.profile, _ = filepath.Abs(*profile)
 		e.trace = *trace

@@ -64,6 +64,7 @@ type env struct {
 	profile  string // directory for sluice's pprof files; "" = none
 	trace    bool   // with profile: also an execution trace
 	memRate  int    // with profile: runtime.MemProfileRate
+	maxFrame uint32 // the HTTP/2 clients' SETTINGS_MAX_FRAME_SIZE; 0 for x/net's default
 }
 
 func freeAddr() (string, error) {
@@ -325,7 +326,7 @@ func dialH2(e *env, addr string) (*client, error) {
 		raw.Close()
 		return nil, fmt.Errorf("%s did not negotiate h2", addr)
 	}
-	tr := &http2.Transport{DisableCompression: true}
+	tr := &http2.Transport{DisableCompression: true, MaxReadFrameSize: e.maxFrame}
 	cc, err := tr.NewClientConn(tc)
 	if err != nil {
 		raw.Close()
