@@ -38,9 +38,12 @@ type exchange struct {
 	// stream keeps the exchange, so its fields are packed: ended, next to
 	// the bools of mu, is guarded by cmu.
 	parent     context.Context // the client request's context
-	stopParent func() bool     // unregisters from parent
+	stopParent func() bool     // unregisters from parent, unless onClose is set
+	onClose    onCloser        // w, when the exchange is its stream's close hook
 	done       chan struct{}   // made on the first Done call
 	hooks      *afterHook      // run when the upstream context ends
+	closers    []io.Closer     // closed when the upstream context ends (CloseOnEnd); in closerBuf unless more than one
+	closerBuf  [1]io.Closer
 	cmu        sync.Mutex
 
 	prev, next *exchange // in live, guarded by live.mu
@@ -67,7 +70,11 @@ func newExchange(parent context.Context, live *liveSet, rt *route, w http.Respon
 	ex := &exchange{start: start, rt: rt, w: w, parent: parent}
 	// The client going (an HTTP/2 reset, a closed connection) ends the
 	// upstream request at once.
-	ex.stopParent = afterClientGone(parent, w, ex.parentDone)
+	if oc, ok := w.(onCloser); ok && oc.OnClose(ex) {
+		ex.onClose = oc
+	} else {
+		ex.stopParent = afterClientGone(parent, w, ex.parentDone)
+	}
 	if !live.add(ex) {
 		ex.expire(reasonShutdown)
 	}
@@ -176,7 +183,11 @@ func (ex *exchange) finish(live *liveSet) {
 	ex.finished = true
 	ex.mu.Unlock()
 	live.remove(ex)
-	ex.stopParent()
+	if ex.onClose != nil {
+		ex.onClose.StopOnClose()
+	} else {
+		ex.stopParent()
+	}
 	ex.cancelUpstream()
 }
 

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"time"
 )
@@ -73,6 +74,41 @@ func (ex *exchange) AfterFunc(f func()) (stop func() bool) {
 	return h.stop
 }
 
+// CloseOnEnd arranges for c to be closed when the upstream request ends,
+// at once if it has: h1client's hook on its connection, registered
+// without a function or the stop function AfterFunc returns (two
+// allocations per request).
+func (ex *exchange) CloseOnEnd(c io.Closer) {
+	ex.cmu.Lock()
+	if ex.ended {
+		ex.cmu.Unlock()
+		c.Close()
+		return
+	}
+	if ex.closers == nil {
+		ex.closers = ex.closerBuf[:0]
+	}
+	ex.closers = append(ex.closers, c)
+	ex.cmu.Unlock()
+}
+
+// StopCloseOnEnd unregisters c and reports whether it did so before the
+// upstream request ended.
+func (ex *exchange) StopCloseOnEnd(c io.Closer) bool {
+	ex.cmu.Lock()
+	defer ex.cmu.Unlock()
+	for i, x := range ex.closers {
+		if x == c {
+			n := len(ex.closers)
+			copy(ex.closers[i:], ex.closers[i+1:])
+			ex.closers[n-1] = nil // the exchange must not keep the connection
+			ex.closers = ex.closers[:n-1]
+			return true
+		}
+	}
+	return false
+}
+
 // afterHook is one function registered with exchange.AfterFunc.
 type afterHook struct {
 	ex   *exchange
@@ -107,7 +143,17 @@ func (ex *exchange) cancelUpstream() {
 	}
 	hooks := ex.hooks
 	ex.hooks = nil
+	var one [1]io.Closer
+	closers := ex.closers
+	if len(closers) == 1 {
+		one[0] = closers[0] // off closerBuf, which is cleared here
+		closers = one[:]
+	}
+	ex.closers, ex.closerBuf = nil, [1]io.Closer{}
 	ex.cmu.Unlock()
+	for _, c := range closers {
+		c.Close()
+	}
 	for h := hooks; h != nil; h = h.next {
 		h.f()
 	}
@@ -128,3 +174,16 @@ func afterClientGone(ctx context.Context, w http.ResponseWriter, f func()) (stop
 
 // parentDone runs when the client request's context ends.
 func (ex *exchange) parentDone() { ex.cancelUpstream() }
+
+// onCloser is a response writer whose stream runs a hook when it closes
+// (internal/xnet's OnClose): the exchange registers itself, which costs
+// no allocation, where afterClientGone's AfterClose takes a method value
+// and returns a closure (three allocations per request).
+type onCloser interface {
+	OnClose(h interface{ StreamClosed() }) bool
+	StopOnClose() bool
+}
+
+// StreamClosed is the exchange's hook on its client stream: the client
+// going ends the upstream request.
+func (ex *exchange) StreamClosed() { ex.cancelUpstream() }

@@ -164,3 +164,54 @@ func TestLiveSetRemove(t *testing.T) {
 		t.Fatal("add after abort succeeded")
 	}
 }
+
+type closeCount struct{ n int }
+
+func (c *closeCount) Close() error { c.n++; return nil }
+
+// TestExchangeCloseOnEnd: connections registered with CloseOnEnd are
+// closed once when the exchange ends, an unregistered one is not, one
+// registered after the end is closed at once, and the exchange keeps no
+// reference to them afterwards.
+func TestExchangeCloseOnEnd(t *testing.T) {
+	var live liveSet
+	ex := testExchange(context.Background(), &live)
+	a, b, c := &closeCount{}, &closeCount{}, &closeCount{}
+	ex.CloseOnEnd(a)
+	ex.CloseOnEnd(b) // a second one spills out of closerBuf
+	ex.CloseOnEnd(c)
+	if !ex.StopCloseOnEnd(b) || ex.StopCloseOnEnd(b) {
+		t.Fatal("StopCloseOnEnd: want true once, then false")
+	}
+	ex.expire(reasonIdleTimeout)
+	if a.n != 1 || b.n != 0 || c.n != 1 {
+		t.Fatalf("closed a %d, b %d, c %d times; want 1, 0, 1", a.n, b.n, c.n)
+	}
+	if ex.StopCloseOnEnd(a) {
+		t.Fatal("StopCloseOnEnd after the end reported true")
+	}
+	if ex.closers != nil || ex.closerBuf[0] != nil {
+		t.Fatal("the exchange still refers to its connections")
+	}
+	late := &closeCount{}
+	ex.CloseOnEnd(late)
+	if late.n != 1 {
+		t.Fatal("a connection registered after the end was not closed")
+	}
+	ex.finish(&live)
+	if a.n != 1 || c.n != 1 {
+		t.Fatal("closed again by finish")
+	}
+
+	// One connection, stopped before the end, is never closed and not kept.
+	ex = testExchange(context.Background(), &live)
+	d := &closeCount{}
+	ex.CloseOnEnd(d)
+	if !ex.StopCloseOnEnd(d) || ex.closerBuf[0] != nil {
+		t.Fatal("stop did not clear the slot")
+	}
+	ex.finish(&live)
+	if d.n != 0 {
+		t.Fatal("a stopped connection was closed")
+	}
+}

@@ -144,3 +144,96 @@ func TestAfterFuncContextDial(t *testing.T) {
 		t.Fatal("the dial asked the request context for its Done channel")
 	}
 }
+
+// enderCtx is a hookCtx that also closes connections itself, as
+// proxy's exchange does (CloseOnEnder).
+type enderCtx struct {
+	*hookCtx
+	closers map[io.Closer]bool
+}
+
+func (c *enderCtx) CloseOnEnd(cl io.Closer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
+		cl.Close()
+		return
+	}
+	c.closers[cl] = true
+}
+
+func (c *enderCtx) StopCloseOnEnd(cl io.Closer) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ok := c.closers[cl]
+	delete(c.closers, cl)
+	return ok
+}
+
+func (c *enderCtx) end() {
+	c.mu.Lock()
+	closers := c.closers
+	c.closers = map[io.Closer]bool{}
+	c.mu.Unlock()
+	c.cancel()
+	for cl := range closers {
+		cl.Close()
+	}
+}
+
+func (c *enderCtx) live() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.closers)
+}
+
+// TestCloseOnEndContext: with a request context that closes connections
+// itself, the transport registers its connection there instead of an
+// AfterFunc hook, unregisters it when the exchange ends (and the
+// connection is pooled again), and ending the context mid-body closes
+// the connection.
+func TestCloseOnEndContext(t *testing.T) {
+	s := newServer(t, respond("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+	tr := s.transport()
+	ctx := &enderCtx{hookCtx: newHookCtx(), closers: map[io.Closer]bool{}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.url("/"), nil)
+	res, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctx.live() != 1 || ctx.liveHooks() != 0 {
+		t.Fatalf("during the body: %d connections and %d hooks registered, want 1 and 0", ctx.live(), ctx.liveHooks())
+	}
+	if readAll(t, res) != "ok" {
+		t.Fatal("wrong body")
+	}
+	if ctx.live() != 0 || len(tr.idle) != 1 {
+		t.Fatalf("after the exchange: %d connections registered, %d idle; want 0 and 1", ctx.live(), len(tr.idle))
+	}
+
+	gone := make(chan struct{})
+	s = newServer(t, func(t *testing.T, c net.Conn, br *bufio.Reader) {
+		readReq(t, br)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n")
+		br.ReadByte()
+		close(gone)
+	})
+	ctx = &enderCtx{hookCtx: newHookCtx(), closers: map[io.Closer]bool{}}
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, s.url("/"), nil)
+	res, err = s.transport().RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 10)
+	res.Body.Read(b)
+	ctx.end()
+	if _, err := res.Body.Read(b); !errors.Is(err, context.Canceled) {
+		t.Fatalf("body read error %v, want context.Canceled", err)
+	}
+	res.Body.Close()
+	select {
+	case <-gone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("upstream connection not closed when the context ended")
+	}
+}

@@ -234,6 +234,6 @@ func (u *upgradeBody) Read(p []byte) (int, error) {
 func (u *upgradeBody) Write(p []byte) (int, error) { return u.ex.c.nc.Write(p) }
 
 func (u *upgradeBody) Close() error {
-	u.ex.stop()
+	u.ex.unhook()
 	return u.ex.c.nc.Close()
 }

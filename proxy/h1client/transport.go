@@ -208,6 +208,16 @@ func (t *Transport) dial(ctx context.Context) (net.Conn, error) {
 	return r.c, r.err
 }
 
+// CloseOnEnder is a context that closes a connection when it ends,
+// without the allocations a function hook costs (the hook, and the stop
+// function it returns). proxy's exchange context is one. CloseOnEnd
+// registers c (closing it at once if the context has ended); StopCloseOnEnd
+// unregisters it and reports whether it did so before c was closed.
+type CloseOnEnder interface {
+	CloseOnEnd(c io.Closer)
+	StopCloseOnEnd(c io.Closer) bool
+}
+
 // afterFuncer is a context that runs a function when it ends without the
 // hook context that context.AfterFunc allocates (the context package
 // recognises the same method).
@@ -309,12 +319,13 @@ func (e *writeFailed) Unwrap() error { return e.err }
 
 // exchange is one request/response on one connection.
 type exchange struct {
-	t    *Transport
-	c    *conn
-	ctx  context.Context
-	req  *http.Request
-	res  *http.Response
-	stop func() bool // stops the AfterFunc that closes c on cancel
+	t     *Transport
+	c     *conn
+	ctx   context.Context
+	req   *http.Request
+	res   *http.Response
+	stop  func() bool  // stops the AfterFunc that closes c on cancel, unless ender is set
+	ender CloseOnEnder // the context that closes c on cancel, if it is one
 
 	// Set only when the request has a body.
 	written    chan error // the body goroutine's result
@@ -338,7 +349,12 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, he
 		ex.req = req
 	}
 	nc := c.nc
-	ex.stop = afterFunc(ctx, c.closeNC)
+	if ce, ok := ctx.(CloseOnEnder); ok {
+		ex.ender = ce
+		ce.CloseOnEnd(nc)
+	} else {
+		ex.stop = afterFunc(ctx, c.closeNC)
+	}
 	_, err := nc.Write(head)
 	putHead(hp, head)
 	if err != nil {
@@ -503,6 +519,15 @@ func (ex *exchange) readError(err error) error {
 
 var errClosedEarly = errors.New("h1client: upstream closed the connection before the response ended")
 
+// unhook stops the context's cancel hook on the connection and reports
+// whether it had not run.
+func (ex *exchange) unhook() bool {
+	if ex.ender != nil {
+		return ex.ender.StopCloseOnEnd(ex.c.nc)
+	}
+	return ex.stop()
+}
+
 // finish ends the exchange once: the connection goes back to the pool
 // only if clean says its response was read to the end, nothing asked for
 // close, the cancel hook never ran and the request body was fully
@@ -512,7 +537,7 @@ func (ex *exchange) finish(clean bool) {
 		return
 	}
 	ex.ended = true
-	stopped := ex.stop()
+	stopped := ex.unhook()
 	reuse := clean && stopped && !ex.noReuse && ex.res != nil && !ex.res.Close && ex.c.buffered() == 0
 	if reuse && ex.written != nil {
 		timer := time.NewTimer(maxWriteWait)

@@ -383,3 +383,68 @@ func TestAdoptHeader(t *testing.T) {
 		t.Errorf("after Header(): adopted, head %v", fields)
 	}
 }
+
+type hookFunc func()
+
+func (f hookFunc) StreamClosed() { f() }
+
+// TestOnClose checks change 15's registration: StopOnClose unregisters a
+// hook that has not run; a second OnClose is refused while the room is
+// taken, and AfterClose then falls back to the request's context; after
+// the stream closes, the hook runs, and a late OnClose runs at once.
+func TestOnClose(t *testing.T) {
+	ran := make(chan string, 4)
+	errs := make(chan string, 4)
+	registered := make(chan struct{})
+	rc := serveRaw(t, func(w http.ResponseWriter, r *http.Request) {
+		oc := w.(interface {
+			OnClose(CloseHook) bool
+			StopOnClose() bool
+			AfterClose(func()) func() bool
+		})
+		if !oc.OnClose(hookFunc(func() { ran <- "stopped" })) || !oc.StopOnClose() {
+			errs <- "StopOnClose did not unregister a hook that had not run"
+		}
+		if oc.StopOnClose() {
+			errs <- "StopOnClose with no hook reported true"
+		}
+		if !oc.OnClose(hookFunc(func() { ran <- "hook" })) {
+			errs <- "OnClose refused an empty room"
+		}
+		if oc.OnClose(hookFunc(func() { ran <- "second" })) {
+			errs <- "OnClose took a taken room"
+		}
+		oc.AfterClose(func() { ran <- "fallback" })
+		close(registered)
+		<-r.Context().Done()
+		if !oc.OnClose(hookFunc(func() { ran <- "late" })) {
+			errs <- "OnClose after the close refused"
+		}
+		close(errs)
+	})
+	rc.get()
+	<-registered
+	if err := rc.fr.WriteRSTStream(1, ErrCodeCancel); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for len(got) < 3 {
+		select {
+		case s := <-ran:
+			got[s] = true
+		case <-time.After(5 * time.Second):
+			t.Fatalf("after the reset only %v ran", got)
+		}
+	}
+	for e := range errs {
+		t.Error(e)
+	}
+	if !got["hook"] || !got["fallback"] || !got["late"] {
+		t.Errorf("ran %v, want hook, fallback and late", got)
+	}
+	select {
+	case s := <-ran:
+		t.Errorf("%s ran as well", s)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
