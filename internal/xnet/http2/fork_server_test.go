@@ -246,13 +246,21 @@ func TestAfterClose(t *testing.T) {
 		ac.AfterClose(func() { ran <- "late" })
 		close(errs)
 	})
+	resetAndCollect(t, rc, registered, ran, errs, "hook", "second", "late")
+}
+
+// resetAndCollect sends a GET on stream 1, resets it once the handler has
+// registered its hooks, and checks that exactly the want hooks run and
+// that the handler reported no errors.
+func resetAndCollect(t *testing.T, rc *rawClient, registered <-chan struct{}, ran <-chan string, errs <-chan string, want ...string) {
+	t.Helper()
 	rc.get()
 	<-registered
 	if err := rc.fr.WriteRSTStream(1, ErrCodeCancel); err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]bool{}
-	for len(got) < 3 {
+	for len(got) < len(want) {
 		select {
 		case s := <-ran:
 			got[s] = true
@@ -263,8 +271,10 @@ func TestAfterClose(t *testing.T) {
 	for e := range errs {
 		t.Error(e)
 	}
-	if !got["hook"] || !got["second"] || !got["late"] {
-		t.Errorf("ran %v, want hook, second and late", got)
+	for _, w := range want {
+		if !got[w] {
+			t.Errorf("ran %v, want %v", got, want)
+		}
 	}
 	select {
 	case s := <-ran:
@@ -422,29 +432,5 @@ func TestOnClose(t *testing.T) {
 		}
 		close(errs)
 	})
-	rc.get()
-	<-registered
-	if err := rc.fr.WriteRSTStream(1, ErrCodeCancel); err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]bool{}
-	for len(got) < 3 {
-		select {
-		case s := <-ran:
-			got[s] = true
-		case <-time.After(5 * time.Second):
-			t.Fatalf("after the reset only %v ran", got)
-		}
-	}
-	for e := range errs {
-		t.Error(e)
-	}
-	if !got["hook"] || !got["fallback"] || !got["late"] {
-		t.Errorf("ran %v, want hook, fallback and late", got)
-	}
-	select {
-	case s := <-ran:
-		t.Errorf("%s ran as well", s)
-	case <-time.After(50 * time.Millisecond):
-	}
+	resetAndCollect(t, rc, registered, ran, errs, "hook", "fallback", "late")
 }
