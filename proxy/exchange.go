@@ -38,8 +38,7 @@ type exchange struct {
 	// stream keeps the exchange, so its fields are packed: ended, next to
 	// the bools of mu, is guarded by cmu.
 	parent     context.Context // the client request's context
-	stopParent func() bool     // unregisters from parent, unless onClose is set
-	onClose    onCloser        // w, when the exchange is its stream's close hook
+	stopParent func() bool     // unregisters from parent; nil when w's stream holds the hook (watchClient)
 	done       chan struct{}   // made on the first Done call
 	hooks      *afterHook      // run when the upstream context ends
 	closers    []io.Closer     // closed when the upstream context ends (CloseOnEnd); in closerBuf unless more than one
@@ -68,13 +67,7 @@ type exchange struct {
 // ends; finish unregisters it.
 func newExchange(parent context.Context, live *liveSet, rt *route, w http.ResponseWriter, start time.Time) *exchange {
 	ex := &exchange{start: start, rt: rt, w: w, parent: parent}
-	// The client going (an HTTP/2 reset, a closed connection) ends the
-	// upstream request at once.
-	if oc, ok := w.(onCloser); ok && oc.OnClose(ex) {
-		ex.onClose = oc
-	} else {
-		ex.stopParent = afterClientGone(parent, w, ex.parentDone)
-	}
+	ex.watchClient()
 	if !live.add(ex) {
 		ex.expire(reasonShutdown)
 	}
@@ -183,11 +176,7 @@ func (ex *exchange) finish(live *liveSet) {
 	ex.finished = true
 	ex.mu.Unlock()
 	live.remove(ex)
-	if ex.onClose != nil {
-		ex.onClose.StopOnClose()
-	} else {
-		ex.stopParent()
-	}
+	ex.unwatchClient()
 	ex.cancelUpstream()
 }
 

@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"io"
-	"net/http"
 	"time"
 )
 
@@ -15,8 +14,8 @@ import (
 // Here the exchange holds the state itself: its Done channel is made only
 // for a transport that asks for it, and hooks registered through AfterFunc
 // (h1client registers its own so) are a short list in the exchange.
-// Its only registration elsewhere is one hook on the client's request
-// (afterClientGone), so that the client going ends it.
+// Its only registration elsewhere is one hook on the client's stream or
+// request (watchClient), so that the client going ends it.
 
 var _ context.Context = (*exchange)(nil)
 
@@ -159,31 +158,34 @@ func (ex *exchange) cancelUpstream() {
 	}
 }
 
-// afterClientGone arranges for f to run once the client's request ends
-// (its context is done). The HTTP/2 server's response writer has a hook
-// for that which costs a quiet stream only f (internal/xnet's
-// AfterClose); context.AfterFunc keeps a context and, in the request's
-// context, a children map and a Done channel: ~400 bytes for as long as
-// the stream is open. HTTP/1.1 and HTTP/3 use the context.
-func afterClientGone(ctx context.Context, w http.ResponseWriter, f func()) (stop func() bool) {
-	if ac, ok := w.(interface{ AfterClose(func()) func() bool }); ok {
-		return ac.AfterClose(f)
+// watchClient makes the client going (an HTTP/2 reset, a closed
+// connection) end the upstream request at once. sluice's HTTP/2 server
+// runs a hook when the stream closes (internal/xnet's OnClose): the
+// exchange registers itself there, which allocates nothing and keeps
+// nothing more for a quiet stream. context.AfterFunc, which HTTP/1.1 and
+// HTTP/3 use, keeps a context and, in the request's context, a children
+// map and a Done channel: ~400 bytes for as long as the stream is open.
+func (ex *exchange) watchClient() {
+	if oc, ok := ex.w.(onCloser); ok && oc.OnClose(ex) {
+		return // stopParent stays nil: unwatchClient asks ex.w
 	}
-	return context.AfterFunc(ctx, f)
+	ex.stopParent = context.AfterFunc(ex.parent, ex.cancelUpstream)
 }
 
-// parentDone runs when the client request's context ends.
-func (ex *exchange) parentDone() { ex.cancelUpstream() }
+// unwatchClient undoes watchClient.
+func (ex *exchange) unwatchClient() {
+	if ex.stopParent == nil {
+		ex.w.(onCloser).StopOnClose()
+		return
+	}
+	ex.stopParent()
+}
 
-// onCloser is a response writer whose stream runs a hook when it closes
-// (internal/xnet's OnClose): the exchange registers itself, which costs
-// no allocation, where afterClientGone's AfterClose takes a method value
-// and returns a closure (three allocations per request).
+// onCloser is a response writer whose stream runs a hook when it closes.
 type onCloser interface {
 	OnClose(h interface{ StreamClosed() }) bool
 	StopOnClose() bool
 }
 
-// StreamClosed is the exchange's hook on its client stream: the client
-// going ends the upstream request.
+// StreamClosed is the exchange's hook on its client stream.
 func (ex *exchange) StreamClosed() { ex.cancelUpstream() }

@@ -4,91 +4,47 @@
 
 package http2
 
-import (
-	"context"
-	"sync"
-)
+import "sync"
 
 // CloseHook is what OnClose registers: StreamClosed runs, in a goroutine
 // of its own, once the stream is closed.
 type CloseHook = interface{ StreamClosed() }
 
-// streamHook holds the function AfterClose or the hook OnClose
-// registered for a stream; a stream has room for one. Handlers set it
-// and the serve loop runs it.
+// streamHook holds the hook OnClose registered for a stream; a stream has
+// room for one. Handlers set it and the serve loop runs it.
 type streamHook struct {
 	mu   sync.Mutex
-	f    func()    // AfterClose's
-	h    CloseHook // OnClose's
-	gen  uint64    // counts AfterClose registrations, for their stop
-	done bool      // the stream has closed
+	h    CloseHook
+	done bool // the stream has closed
 }
 
-// closed runs the registered function or hook, if any, in a goroutine of
-// its own, and makes later registrations run at once. The serve loop
-// calls it when the stream closes.
+// closed runs the registered hook, if any, in a goroutine of its own, and
+// makes later registrations run at once. The serve loop calls it when the
+// stream closes.
 func (s *streamHook) closed() {
 	s.mu.Lock()
-	f, h := s.f, s.h
-	s.f, s.h, s.done = nil, nil, true
+	h := s.h
+	s.h, s.done = nil, true
 	s.mu.Unlock()
-	if f != nil {
-		go f()
-	}
 	if h != nil {
 		go h.StreamClosed()
 	}
 }
 
-// AfterClose arranges for f to run, in a goroutine of its own, once the
-// stream is closed: reset by the client, its connection gone, or its
-// response complete. If the stream's room is taken, f is registered with
-// context.AfterFunc on the request's context.
+// OnClose arranges for h's StreamClosed to run, in a goroutine of its
+// own, once the stream is closed: reset by the client, its connection
+// gone, or its response complete (at once if it already is). StopOnClose
+// unregisters it. It reports false, registering nothing, if the stream's
+// room is taken.
 //
 // It does the job of context.AfterFunc(r.Context(), f) for a running
 // handler (x/net cancels the request's context when it closes the
-// stream, and when the handler returns), without what that costs a
-// quiet stream for its life: the hook's context, the children map and
-// Done channel it makes in the request's context, about 400 bytes.
-// stop unregisters f and reports whether it did so before f started.
-func (w *responseWriter) AfterClose(f func()) (stop func() bool) {
-	rws := w.rws
-	if rws == nil {
-		panic("AfterClose called after Handler finished")
-	}
-	s := &rws.stream.onClose
-	s.mu.Lock()
-	switch {
-	case s.done:
-		s.mu.Unlock()
-		go f()
-		return func() bool { return false }
-	case s.f != nil || s.h != nil:
-		s.mu.Unlock()
-		return context.AfterFunc(rws.stream.ctx, f)
-	}
-	s.f = f
-	s.gen++
-	gen := s.gen
-	s.mu.Unlock()
-	return func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.f != nil && s.gen == gen {
-			s.f = nil
-			return true
-		}
-		return false
-	}
-}
-
-// OnClose is AfterClose without an allocation: h's StreamClosed runs, in
-// a goroutine of its own, once the stream is closed (at once if it
-// already is), and StopOnClose unregisters it. A handler that keeps its
-// per-request state in one struct registers that struct, where
-// AfterClose would take a method value and return a closure, three
-// allocations per request (change 15). It reports false, registering
-// nothing, if the stream's room is taken.
+// stream, and when the handler returns), without what that costs a quiet
+// stream for its life: the hook's context, the children map and Done
+// channel it makes in the request's context, about 400 bytes. And it
+// allocates nothing: a handler that keeps its per-request state in one
+// struct registers that struct, where a function hook would take a
+// method value and return a stop closure (change 15).
 func (w *responseWriter) OnClose(h CloseHook) bool {
 	rws := w.rws
 	if rws == nil {
@@ -101,7 +57,7 @@ func (w *responseWriter) OnClose(h CloseHook) bool {
 		s.mu.Unlock()
 		go h.StreamClosed()
 		return true
-	case s.f != nil || s.h != nil:
+	case s.h != nil:
 		s.mu.Unlock()
 		return false
 	}

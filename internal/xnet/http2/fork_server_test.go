@@ -227,28 +227,6 @@ func TestWriteDeadlineMovesRarely(t *testing.T) {
 	}
 }
 
-// AfterClose's function runs once the client resets the stream; one that
-// was stopped does not; a second one (the stream has room for one) and
-// one registered after the close run too.
-func TestAfterClose(t *testing.T) {
-	ran := make(chan string, 4)
-	errs := make(chan string, 2)
-	registered := make(chan struct{})
-	rc := serveRaw(t, func(w http.ResponseWriter, r *http.Request) {
-		ac := w.(interface{ AfterClose(func()) func() bool })
-		if stop := ac.AfterClose(func() { ran <- "stopped" }); !stop() {
-			errs <- "stop did not unregister a function that had not run"
-		}
-		ac.AfterClose(func() { ran <- "hook" })
-		ac.AfterClose(func() { ran <- "second" })
-		close(registered)
-		<-r.Context().Done()
-		ac.AfterClose(func() { ran <- "late" })
-		close(errs)
-	})
-	resetAndCollect(t, rc, registered, ran, errs, "hook", "second", "late")
-}
-
 // resetAndCollect sends a GET on stream 1, resets it once the handler has
 // registered its hooks, and checks that exactly the want hooks run and
 // that the handler reported no errors.
@@ -398,10 +376,10 @@ type hookFunc func()
 
 func (f hookFunc) StreamClosed() { f() }
 
-// TestOnClose checks change 15's registration: StopOnClose unregisters a
-// hook that has not run; a second OnClose is refused while the room is
-// taken, and AfterClose then falls back to the request's context; after
-// the stream closes, the hook runs, and a late OnClose runs at once.
+// TestOnClose: StopOnClose unregisters a hook that has not run; a second
+// OnClose is refused while the room is taken; after the client resets
+// the stream, the hook runs, and one registered after the close runs at
+// once.
 func TestOnClose(t *testing.T) {
 	ran := make(chan string, 4)
 	errs := make(chan string, 4)
@@ -410,7 +388,6 @@ func TestOnClose(t *testing.T) {
 		oc := w.(interface {
 			OnClose(CloseHook) bool
 			StopOnClose() bool
-			AfterClose(func()) func() bool
 		})
 		if !oc.OnClose(hookFunc(func() { ran <- "stopped" })) || !oc.StopOnClose() {
 			errs <- "StopOnClose did not unregister a hook that had not run"
@@ -424,7 +401,6 @@ func TestOnClose(t *testing.T) {
 		if oc.OnClose(hookFunc(func() { ran <- "second" })) {
 			errs <- "OnClose took a taken room"
 		}
-		oc.AfterClose(func() { ran <- "fallback" })
 		close(registered)
 		<-r.Context().Done()
 		if !oc.OnClose(hookFunc(func() { ran <- "late" })) {
@@ -432,5 +408,5 @@ func TestOnClose(t *testing.T) {
 		}
 		close(errs)
 	})
-	resetAndCollect(t, rc, registered, ran, errs, "hook", "fallback", "late")
+	resetAndCollect(t, rc, registered, ran, errs, "hook", "late")
 }

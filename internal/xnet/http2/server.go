@@ -545,7 +545,7 @@ type stream struct {
 	readDeadline     *time.Timer // nil if unused
 	writeDeadline    *time.Timer // nil if unused
 	closeErr         error       // set before cw is closed
-	onClose          streamHook  // responseWriter.AfterClose's function
+	onClose          streamHook  // responseWriter.OnClose's hook
 
 	trailer    http.Header // accumulated trailers
 	reqTrailer http.Header // handler's Request.Trailer
