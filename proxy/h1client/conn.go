@@ -263,15 +263,22 @@ func (c *conn) rawPeekOrPark(fd uintptr) bool {
 		// follows blocks with its buffer, which is still correct.
 		return true
 	}
-	var one [1]byte
-	_, _, err := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	if err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR {
+	if err := peek(fd); err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR {
 		// The poller is edge-triggered: parking is safe only after a
 		// check found nothing, as here.
 		c.woken = true
 		return false
 	}
 	return true
+}
+
+// peek looks for a byte to read without taking it or waiting, and
+// returns the error: nil with data or at EOF, EAGAIN (EWOULDBLOCK) when
+// there is nothing yet.
+func peek(fd uintptr) error {
+	var one [1]byte
+	_, _, err := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return err
 }
 
 // stale reports whether an idle connection is unusable: the upstream
@@ -291,9 +298,7 @@ func (c *conn) stale() bool {
 // rawPeekIdle sets rawErr unless the socket has nothing to read: only
 // "nothing yet" means an idle connection is still good.
 func (c *conn) rawPeekIdle(fd uintptr) {
-	var one [1]byte
-	_, _, err := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	if err != syscall.EAGAIN && err != syscall.EWOULDBLOCK {
+	if err := peek(fd); err != syscall.EAGAIN && err != syscall.EWOULDBLOCK {
 		c.rawErr = errStale
 	}
 }
