@@ -142,17 +142,13 @@ func (ex *exchange) cancelUpstream() {
 	}
 	hooks := ex.hooks
 	ex.hooks = nil
-	var one [1]io.Closer
-	closers := ex.closers
-	if len(closers) == 1 {
-		one[0] = closers[0] // off closerBuf, which is cleared here
-		closers = one[:]
+	// Closing a connection calls back into nothing of the exchange, so
+	// it is done under cmu, and the exchange drops them at once.
+	for _, c := range ex.closers {
+		c.Close()
 	}
 	ex.closers, ex.closerBuf = nil, [1]io.Closer{}
 	ex.cmu.Unlock()
-	for _, c := range closers {
-		c.Close()
-	}
 	for h := hooks; h != nil; h = h.next {
 		h.f()
 	}
