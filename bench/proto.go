@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -107,9 +106,7 @@ func serveFloor(args []string) error {
 		case "/small":
 			// What the upstream answers, from the server itself: the
 			// small-request workload's floor.
-			w.Header().Set("Content-Type", "text/plain")
-			w.Header().Set("Content-Length", strconv.Itoa(len(smallBody)))
-			w.Write(smallBody)
+			serveSmall(w, r)
 			return
 		default:
 			io.WriteString(w, "ok\n")

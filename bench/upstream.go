@@ -41,7 +41,7 @@ func startUpstream() (*upstream, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/chunks", u.chunks)
 	mux.HandleFunc("/sse", u.sse)
-	mux.HandleFunc("/small", u.small)
+	mux.HandleFunc("/small", serveSmall)
 	mux.HandleFunc("/big", u.big)
 	mux.HandleFunc("/cancel", u.cancel)
 	mux.HandleFunc("/ttfb", u.ttfb)
@@ -151,7 +151,9 @@ const (
 
 var smallBody = []byte("0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456\n\n\n")
 
-func (u *upstream) small(w http.ResponseWriter, r *http.Request) {
+// serveSmall answers a small request: the upstream's answer, and the
+// h2floor experiment's own.
+func serveSmall(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain")
 	w.Header().Set("Content-Length", strconv.Itoa(len(smallBody)))
 	w.Write(smallBody)
