@@ -209,6 +209,7 @@ func serveH2(h2s *http2.Server, maxHeaderString uint32, log *zap.Logger) func(*h
 		}
 		f := newFrameFilter(h2Conn{cc}, maxReadFrameSize, maxHeaderString, log)
 		f.prefaceLeft = 0 // net/http read it
+		f.tw = cc.wc
 		h2s.ServeConn(f, &http2.ServeConnOpts{
 			Context:          ctx,
 			Handler:          h,

@@ -2,7 +2,9 @@ package h2
 
 import (
 	"net"
+	"os"
 	"sync"
+	"syscall"
 )
 
 // combineConn is the TCP connection under a client's tls.Conn. While a
@@ -26,12 +28,20 @@ import (
 // errors do.
 type combineConn struct {
 	net.Conn
+	// rc is the socket under Conn, for writes that must not block (see
+	// BeginTry); nil when Conn does not reach one.
+	rc syscall.RawConn
 
 	mu     sync.Mutex
 	corked bool
 	want   int     // bytes of plaintext the corked write carries
 	buf    *[]byte // nil unless corked with records collected
-	err    error
+	trying bool    // between BeginTry and EndTry
+	// pend holds, from pendOff on, bytes a try took that the socket did
+	// not; nil when there are none. They go out before anything else.
+	pend    *[]byte
+	pendOff int
+	err     error
 }
 
 const (
@@ -64,16 +74,40 @@ func getCombineBuf(n int) *[]byte {
 	return combinePools[1].Get().(*[]byte)
 }
 
+// putCombineBuf gives b back to its pool; one that grew (it held what
+// tries left) is dropped, so that a pool only holds its own size.
 func putCombineBuf(b *[]byte) {
 	*b = (*b)[:0]
-	if cap(*b) == combineSmall {
+	switch cap(*b) {
+	case combineSmall:
 		combinePools[0].Put(b)
-	} else {
+	case combineSize:
 		combinePools[1].Put(b)
 	}
 }
 
-func newCombineConn(c net.Conn) *combineConn { return &combineConn{Conn: c} }
+func newCombineConn(c net.Conn) *combineConn {
+	return &combineConn{Conn: c, rc: rawConn(c)}
+}
+
+// rawConn finds the socket under c, through wrappers that have a
+// NetConn method (limitConn); nil if there is none.
+func rawConn(c net.Conn) syscall.RawConn {
+	for {
+		switch v := c.(type) {
+		case syscall.Conn:
+			rc, err := v.SyscallConn()
+			if err != nil {
+				return nil
+			}
+			return rc
+		case interface{ NetConn() net.Conn }:
+			c = v.NetConn()
+		default:
+			return nil
+		}
+	}
+}
 
 func (c *combineConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
@@ -82,7 +116,7 @@ func (c *combineConn) Write(p []byte) (int, error) {
 		return 0, c.err
 	}
 	if !c.corked {
-		return c.write(p)
+		return c.write(p, nil)
 	}
 	if c.buf != nil && len(*c.buf)+len(p) > cap(*c.buf) {
 		if err := c.flushLocked(); err != nil {
@@ -90,7 +124,7 @@ func (c *combineConn) Write(p []byte) (int, error) {
 		}
 	}
 	if len(p) > combineSize {
-		return c.write(p)
+		return c.write(p, nil)
 	}
 	if c.buf == nil {
 		c.buf = getCombineBuf(max(c.want+c.want/16, len(p)))
@@ -99,13 +133,118 @@ func (c *combineConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// write writes p to the socket and makes an error stick.
-func (c *combineConn) write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
+// write writes p to the socket, after what earlier tries left, and
+// makes an error stick. While trying it makes one write that does not
+// block and keeps what the socket did not take. own, if not nil, is p's
+// pooled buffer: write gives it back, or keeps it as it is instead of
+// copying p.
+func (c *combineConn) write(p []byte, own *[]byte) (n int, err error) {
+	if c.pend != nil && !c.trying {
+		err = c.drainLocked()
+	}
+	switch {
+	case err != nil:
+	case c.pend != nil: // trying, behind bytes an earlier try left
+		c.keep(p, own)
+		return len(p), nil
+	case !c.trying:
+		n, err = c.Conn.Write(p)
+	default:
+		if n, err = c.writeNow(p); err == nil && n < len(p) {
+			c.keep(p[n:], own)
+			return len(p), nil
+		}
+	}
 	if err != nil {
 		c.err = err
 	}
+	if own != nil {
+		putCombineBuf(own)
+	}
 	return n, err
+}
+
+// writeNow makes one write(2) of p that does not wait for the socket:
+// it returns how much the socket took, 0 if it was full.
+func (c *combineConn) writeNow(p []byte) (int, error) {
+	var n int
+	var errno error
+	err := c.rc.Write(func(fd uintptr) bool {
+		for {
+			n, errno = syscall.Write(int(fd), p)
+			if errno != syscall.EINTR {
+				return true
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case errno == syscall.EAGAIN:
+		return 0, nil
+	case errno != nil:
+		return 0, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("write", errno)}
+	}
+	return n, nil
+}
+
+// keep adds p to what a try left for Drain: a buffer the combineConn
+// owns that nothing precedes is kept as it is, anything else copied.
+func (c *combineConn) keep(p []byte, own *[]byte) {
+	if c.pend == nil && own != nil {
+		c.pend, c.pendOff = own, len(*own)-len(p)
+		return
+	}
+	if c.pend == nil {
+		c.pend, c.pendOff = getCombineBuf(len(p)), 0
+	}
+	*c.pend = append(*c.pend, p...)
+	if own != nil {
+		putCombineBuf(own)
+	}
+}
+
+// drainLocked writes what tries left, blocking.
+func (c *combineConn) drainLocked() error {
+	b := c.pend
+	if b == nil {
+		return c.err
+	}
+	c.pend = nil
+	_, err := c.Conn.Write((*b)[c.pendOff:])
+	putCombineBuf(b)
+	if err != nil {
+		c.err = err
+	}
+	return err
+}
+
+// BeginTry makes the writes until EndTry return without waiting for the
+// socket: what it does not take at once is kept, in order, for Drain.
+// HTTP/2's serve loop writes this way itself instead of handing each
+// write to its writer goroutine, which costs two goroutine wake-ups
+// (often two thread wake-ups) per write; it hands over only a write the
+// socket could not take. http2.TryWriter.
+func (c *combineConn) BeginTry() {
+	c.mu.Lock()
+	c.trying = c.rc != nil
+	c.mu.Unlock()
+}
+
+// EndTry ends the tries and reports whether bytes are waiting for Drain.
+func (c *combineConn) EndTry() (pending bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.trying = false
+	return c.pend != nil && c.err == nil
+}
+
+// Drain writes what the tries left, blocking under the connection's write
+// deadline, as any write does.
+func (c *combineConn) Drain() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.drainLocked()
 }
 
 // cork starts collecting the records of a write of n bytes.
@@ -130,7 +269,6 @@ func (c *combineConn) flushLocked() error {
 		return c.err
 	}
 	c.buf = nil
-	_, err := c.write(*b)
-	putCombineBuf(b)
+	_, err := c.write(*b, b)
 	return err
 }

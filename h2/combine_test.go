@@ -26,6 +26,10 @@ type countConn struct {
 	fail   atomic.Pointer[error]
 }
 
+// NetConn lets combineConn reach the socket for writes that must not
+// block; those bypass the counts.
+func (c *countConn) NetConn() net.Conn { return c.Conn }
+
 func (c *countConn) Write(p []byte) (int, error) {
 	if err := c.fail.Load(); err != nil {
 		return 0, *err
@@ -212,5 +216,170 @@ func TestCombineConnCollectsOnlyWhileCorked(t *testing.T) {
 	a.Close()
 	if b := <-got; len(b) != len("one two three")+combineSize-10+100+1 || string(b[:13]) != "one two three" {
 		t.Fatalf("peer got %d bytes starting %q", len(b), b[:min(len(b), 13)])
+	}
+}
+
+// tcpPair returns both ends of a loopback TCP connection with small
+// socket buffers, so that a writer fills them quickly.
+func tcpPair(t *testing.T) (server, client *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cl, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, client = sv.(*net.TCPConn), cl.(*net.TCPConn)
+	server.SetWriteBuffer(16 << 10)
+	client.SetReadBuffer(16 << 10)
+	t.Cleanup(func() { server.Close(); client.Close() })
+	return server, client
+}
+
+// While trying, writes return at once even when the client reads nothing:
+// what the socket does not take is kept, and goes out first, in order,
+// when Drain or the next write outside a try writes it. Records collected
+// while corked and plain writes both count.
+func TestCombineConnTryKeepsWhatTheSocketCannotTake(t *testing.T) {
+	server, client := tcpPair(t)
+	// A try that blocked would fail here rather than hang.
+	server.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	c := newCombineConn(&limitConn{Conn: server})
+	if c.rc == nil {
+		t.Fatal("no raw socket found under limitConn")
+	}
+	var want bytes.Buffer
+	c.BeginTry()
+	for i := 0; want.Len() < 4<<20; i++ {
+		p := payload(100 + i*37%20000)
+		p[0] = byte(i)
+		if i%3 == 0 {
+			c.cork(len(p))
+			for q := p; len(q) > 0; q = q[min(len(q), 5000):] {
+				if _, err := c.Write(q[:min(len(q), 5000)]); err != nil {
+					t.Fatalf("corked write %d: %v", i, err)
+				}
+			}
+			if err := c.uncork(); err != nil {
+				t.Fatalf("uncork %d: %v", i, err)
+			}
+		} else if _, err := c.Write(p); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		want.Write(p)
+	}
+	if !c.EndTry() {
+		t.Fatal("4 MiB the client did not read: nothing pending")
+	}
+	tail := []byte("written outside a try")
+	want.Write(tail)
+	got := make(chan []byte, 1)
+	go func() {
+		client.SetReadDeadline(time.Now().Add(10 * time.Second))
+		b := make([]byte, want.Len())
+		n, _ := io.ReadFull(client, b)
+		got <- b[:n]
+	}()
+	if err := c.Drain(); err != nil {
+		t.Fatal(err)
+	}
+	if c.EndTry() {
+		t.Error("still pending after Drain")
+	}
+	if _, err := c.Write(tail); err != nil {
+		t.Fatal(err)
+	}
+	if b := <-got; !bytes.Equal(b, want.Bytes()) {
+		t.Fatalf("client read %d bytes, want %d, or in another order", len(b), want.Len())
+	}
+}
+
+// A write outside a try drains what a try left before its own bytes.
+func TestCombineConnWriteDrainsFirst(t *testing.T) {
+	server, client := tcpPair(t)
+	c := newCombineConn(server)
+	big := payload(2 << 20)
+	c.BeginTry()
+	c.Write(big)
+	if !c.EndTry() {
+		t.Fatal("nothing pending")
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		client.SetReadDeadline(time.Now().Add(10 * time.Second))
+		b := make([]byte, len(big)+3)
+		n, _ := io.ReadFull(client, b)
+		got <- b[:n]
+	}()
+	if _, err := c.Write([]byte("end")); err != nil {
+		t.Fatal(err)
+	}
+	if b := <-got; !bytes.Equal(b, append(big, "end"...)) {
+		t.Fatal("the client did not read the kept bytes, then the write")
+	}
+}
+
+// When the client is gone, Drain fails and the error sticks; a try then
+// reports nothing pending.
+func TestCombineConnDrainErrorSticks(t *testing.T) {
+	server, client := tcpPair(t)
+	c := newCombineConn(server)
+	c.BeginTry()
+	c.Write(payload(2 << 20))
+	if !c.EndTry() {
+		t.Fatal("nothing pending")
+	}
+	client.SetLinger(0)
+	client.Close()
+	server.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	err := c.Drain()
+	if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Drain to a closed client: %v, want a connection error", err)
+	}
+	c.BeginTry()
+	if _, werr := c.Write([]byte("x")); werr != err {
+		t.Errorf("write after a failed drain: %v, want %v", werr, err)
+	}
+	if c.EndTry() {
+		t.Error("pending after a failed drain")
+	}
+}
+
+// Through TLS: a handshaken clientConn's write returns at once while the
+// client reads nothing, and after Drain the client decrypts every byte.
+func TestClientConnTryThroughTLS(t *testing.T) {
+	c, sock, client := tlsPair(t)
+	// Buffers small enough that 3 MiB cannot fit, large enough that
+	// the client's record-sized reads keep the window open.
+	sock.Conn.(*net.TCPConn).SetWriteBuffer(128 << 10)
+	client.NetConn().(*net.TCPConn).SetReadBuffer(128 << 10)
+	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if c.wc.rc == nil {
+		t.Fatal("no raw socket under the test's connection")
+	}
+	p := payload(3 << 20)
+	c.wc.BeginTry()
+	for q := p; len(q) > 0; q = q[min(len(q), 64<<10):] {
+		if _, err := c.Write(q[:min(len(q), 64<<10)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !c.wc.EndTry() {
+		t.Fatal("nothing pending")
+	}
+	read := make(chan []byte, 1)
+	go func() { read <- readAll(t, client, len(p)) }()
+	if err := c.wc.Drain(); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-read; !bytes.Equal(got, p) {
+		t.Fatalf("client read %d bytes, different from the %d written", len(got), len(p))
 	}
 }

@@ -53,6 +53,8 @@ type frameFilter struct {
 	prefaceLeft int
 	passthrough bool
 
+	tw *combineConn // the socket's writes that do not block, if it has them
+
 	hdec    *hpack.Decoder
 	inBlock bool
 	refused string // why the header block being decoded is malformed
@@ -318,3 +320,13 @@ func grow(b []byte, n int) []byte {
 }
 
 var _ tlsConn = (*frameFilter)(nil)
+
+// TryWriter gives x/net the connection's writes that do not block, so
+// that its serve loop writes itself rather than through its writer
+// goroutine (http2.TryWriter); nil if the socket could not be reached.
+func (f *frameFilter) TryWriter() http2.TryWriter {
+	if f.tw == nil || f.tw.rc == nil {
+		return nil
+	}
+	return f.tw
+}

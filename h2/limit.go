@@ -119,6 +119,10 @@ type limitConn struct {
 	once sync.Once
 }
 
+// NetConn returns the connection under c (for combineConn's writes that
+// must not block).
+func (c *limitConn) NetConn() net.Conn { return c.Conn }
+
 func (c *limitConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() { c.l.release(c.ip) })

@@ -29,7 +29,16 @@ type rawClient struct {
 // preface and SETTINGS on the other; it reads nothing.
 func serveRaw(t *testing.T, h http.HandlerFunc) *rawClient {
 	t.Helper()
+	return serveRawOn(t, nil, h)
+}
+
+// serveRawOn is serveRaw with the server's end of the pipe wrapped.
+func serveRawOn(t *testing.T, wrap func(net.Conn) net.Conn, h http.HandlerFunc) *rawClient {
+	t.Helper()
 	c, s := net.Pipe()
+	if wrap != nil {
+		s = wrap(s)
+	}
 	srv := &Server{}
 	done := make(chan struct{})
 	go func() {
@@ -56,13 +65,16 @@ func (rc *rawClient) get() { rc.getWith(nil) }
 
 // getWith sends a GET on stream 1 with these regular fields after the
 // pseudo-headers.
-func (rc *rawClient) getWith(fields [][2]string) {
+func (rc *rawClient) getWith(fields [][2]string) { rc.getOn(1, fields) }
+
+// getOn sends a GET on stream id.
+func (rc *rawClient) getOn(id uint32, fields [][2]string) {
 	var b bytes.Buffer
 	enc := hpack.NewEncoder(&b)
 	for _, f := range append([][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "example.test"}, {":path", "/"}}, fields...) {
 		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
 	}
-	if err := rc.fr.WriteHeaders(HeadersFrameParam{StreamID: 1, BlockFragment: b.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+	if err := rc.fr.WriteHeaders(HeadersFrameParam{StreamID: id, BlockFragment: b.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
 		rc.t.Fatal(err)
 	}
 }

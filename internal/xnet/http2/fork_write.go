@@ -3,6 +3,8 @@
 
 package http2
 
+import "net"
+
 // headerFieldSlack is more than HPACK ever adds to a header field beyond
 // the bytes of its name and value: one byte of representation and two
 // string-length prefixes of at most five bytes each (RFC 7541, Sections
@@ -81,4 +83,48 @@ func (sc *serverConn) stopAsyncWriter() {
 	if sc.asyncWrites != nil {
 		close(sc.asyncWrites)
 	}
+}
+
+// TryWriter is a connection whose writes can be made without waiting
+// for the socket (sluice's h2.combineConn). Between BeginTry and EndTry
+// every write returns at once: what the socket does not take is kept, in
+// order, and EndTry reports it; Drain writes it, blocking as a write
+// does. Writes made outside a try first drain what tries left.
+type TryWriter interface {
+	BeginTry()
+	EndTry() (pending bool)
+	Drain() error
+}
+
+// tryWriterOf returns c's TryWriter, if it offers one through a
+// TryWriter method (which may return nil: then it has none).
+func tryWriterOf(c net.Conn) TryWriter {
+	if t, ok := c.(interface{ TryWriter() TryWriter }); ok {
+		return t.TryWriter()
+	}
+	return nil
+}
+
+// drainWrite marks the writer goroutine's write of what a try left.
+var drainWrite = new(writeData)
+
+// writeTrying writes wr on the serve loop with a connection that can
+// write without blocking, where x/net hands every write that may block
+// to another goroutine: a handoff there and a result back, each a
+// goroutine wake-up and often an OS thread's, for a write the socket
+// usually takes at once. Only what the socket did not take (a client
+// that reads slowly) goes to the writer goroutine, which writes it
+// blocking while the serve loop goes on; as before, no other write
+// starts until it is done. The frame is wholly encoded and sealed here,
+// so nothing refers to a handler's data afterwards (go.dev/issue/58446).
+func (sc *serverConn) writeTrying(wr FrameWriteRequest) {
+	sc.tw.BeginTry()
+	err := wr.write.writeFrame(sc)
+	if sc.tw.EndTry() && err == nil {
+		sc.writingFrameAsync = true
+		sc.writeAsync(wr, drainWrite)
+		return
+	}
+	sc.writingFrameAsync = false
+	sc.wroteFrame(frameWriteResult{wr: wr, err: err})
 }

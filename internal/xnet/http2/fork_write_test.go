@@ -3,9 +3,11 @@ package http2
 import (
 	"bytes"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -186,5 +188,171 @@ func TestWriteHeaderHandsOverTheHeaderMap(t *testing.T) {
 		if fields["x-promoted"] != "p" || declared && fields["x-declared"] != "d" {
 			t.Errorf("declared=%v: trailers missing: %v", declared, fields)
 		}
+	}
+}
+
+// tryPipe is the server's end of a pipe with writes that need not block
+// (TryWriter). With take set it is a socket with room: every write is
+// queued and a pump writes the queue to the pipe. Without it, a try keeps
+// everything, as a socket whose client reads nothing would, and Drain
+// writes it, blocking until the client reads.
+type tryPipe struct {
+	net.Conn
+	take bool
+
+	mu     sync.Mutex
+	trying bool
+	pend   []byte
+	tries  int
+	drains int
+	queue  chan []byte // with take
+}
+
+func (c *tryPipe) TryWriter() TryWriter { return c }
+
+func (c *tryPipe) BeginTry() {
+	c.mu.Lock()
+	c.trying = true
+	c.tries++
+	c.mu.Unlock()
+}
+
+func (c *tryPipe) EndTry() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.trying = false
+	return len(c.pend) > 0
+}
+
+func (c *tryPipe) Drain() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.drains++
+	return c.drainLocked()
+}
+
+func (c *tryPipe) drainLocked() error {
+	p := c.pend
+	c.pend = nil
+	_, err := c.Conn.Write(p)
+	return err
+}
+
+func (c *tryPipe) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.take {
+		if c.queue == nil {
+			c.queue = make(chan []byte, 1024)
+			go func() {
+				for b := range c.queue {
+					if _, err := c.Conn.Write(b); err != nil {
+						return
+					}
+				}
+			}()
+		}
+		c.queue <- bytes.Clone(p)
+		return len(p), nil
+	}
+	if c.trying {
+		c.pend = append(c.pend, p...)
+		return len(p), nil
+	}
+	if err := c.drainLocked(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *tryPipe) Close() error {
+	c.mu.Lock()
+	if c.queue != nil {
+		close(c.queue)
+		c.queue = nil
+	}
+	c.mu.Unlock()
+	return c.Conn.Close()
+}
+
+func (c *tryPipe) counts() (tries, drains int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.tries, c.drains
+}
+
+// With a connection that can write without blocking, the serve loop
+// writes large DATA frames and flushes itself: a stream's whole response
+// goes out with no writer goroutine.
+func TestTryWriteNeedsNoWriterGoroutine(t *testing.T) {
+	chunk := bytes.Repeat([]byte("x"), 64<<10)
+	writers := make(chan int, 1)
+	tp := &tryPipe{take: true}
+	rc := serveRawOn(t, func(c net.Conn) net.Conn { tp.Conn = c; return tp }, func(w http.ResponseWriter, r *http.Request) {
+		for range 4 {
+			w.Write(chunk)
+			w.(http.Flusher).Flush()
+		}
+		writers <- countGoroutines("asyncWriter")
+	})
+	rc.fr.WriteWindowUpdate(0, 1<<20)
+	rc.get()
+	rc.fr.WriteWindowUpdate(1, 1<<20)
+	_, body := rc.response()
+	if len(body) != 4*len(chunk) {
+		t.Fatalf("body %d bytes, want %d", len(body), 4*len(chunk))
+	}
+	if n := <-writers; n != 0 {
+		t.Errorf("%d writer goroutines, want none", n)
+	}
+	if tries, drains := tp.counts(); tries < 4 || drains != 0 {
+		t.Errorf("%d tries and %d drains, want at least 4 tries and no drain", tries, drains)
+	}
+}
+
+// What a try could not write is written by the writer goroutine, and the
+// serve loop goes on meanwhile: while the client reads nothing, a stream
+// it opens still starts and a reset still reaches its handler. Then the
+// client reads everything, in order.
+func TestTryWriteLeftoverDoesNotHoldTheServeLoop(t *testing.T) {
+	chunk := bytes.Repeat([]byte("y"), 64<<10)
+	started := make(chan struct{})
+	reset := make(chan struct{})
+	tp := &tryPipe{}
+	rc := serveRawOn(t, func(c net.Conn) net.Conn { tp.Conn = c; return tp }, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Wait") != "" {
+			close(started)
+			select {
+			case <-r.Context().Done():
+				close(reset)
+			case <-time.After(5 * time.Second):
+			}
+			return
+		}
+		w.Write(chunk)
+	})
+	rc.fr.WriteWindowUpdate(0, 1<<20)
+	rc.get()
+	rc.fr.WriteWindowUpdate(1, 1<<20)
+	rc.getOn(3, [][2]string{{"x-wait", "1"}})
+	select {
+	case <-started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a stream opened while a write was pending did not start")
+	}
+	if err := rc.fr.WriteRSTStream(3, ErrCodeCancel); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-reset:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a reset sent while a write was pending did not reach its handler")
+	}
+	_, body := rc.response()
+	if body != string(chunk) {
+		t.Fatalf("body %d bytes, want %d", len(body), len(chunk))
+	}
+	if _, drains := tp.counts(); drains == 0 {
+		t.Error("no drain: the test did not leave a write pending")
 	}
 }

@@ -273,6 +273,7 @@ func (s *Server) serveConn(c net.Conn, opts *ServeConnOpts, newf func(*serverCon
 		baseCtx:                     baseCtx,
 		remoteAddrStr:               c.RemoteAddr().String(),
 		bw:                          newBufferedWriter(c, conf.WriteByteTimeout),
+		tw:                          tryWriterOf(c),
 		handler:                     opts.handler(),
 		streams:                     make(map[uint32]*stream),
 		readFrameCh:                 make(chan readFrameResult),
@@ -465,6 +466,7 @@ type serverConn struct {
 	writingFrameAsync           bool              // started a frame on its own goroutine but haven't heard back on wroteFrameCh
 	yieldedBeforeFlush          bool              // sluice: yielded once since the last flush (scheduleFrameWrite)
 	asyncWrites                 chan asyncWrite   // sluice: to the writer goroutine (fork_write.go); nil until the first async write
+	tw                          TryWriter         // sluice: conn's writes that do not block (fork_write.go); nil if it has none
 	needsFrameFlush             bool              // last frame write wasn't a flush
 	inGoAway                    bool              // we've started to or sent GOAWAY
 	inFrameScheduleLoop         bool              // whether we're in the scheduleFrameWrite loop
@@ -734,7 +736,9 @@ type frameWriteResult struct {
 // serverConn.
 func (sc *serverConn) writeFrameAsync(wr FrameWriteRequest, wd *writeData) {
 	var err error
-	if wd == nil {
+	if wd == drainWrite {
+		err = sc.tw.Drain()
+	} else if wd == nil {
 		err = wr.write.writeFrame(sc)
 	} else {
 		err = sc.framer.endWrite()
@@ -1195,6 +1199,8 @@ func (sc *serverConn) startFrameWrite(wr FrameWriteRequest) {
 		sc.writingFrameAsync = false
 		err := wr.write.writeFrame(sc)
 		sc.wroteFrame(frameWriteResult{wr: wr, err: err})
+	} else if sc.tw != nil {
+		sc.writeTrying(wr)
 	} else if wd, ok := wr.write.(*writeData); ok {
 		// Encode the frame in the serve goroutine, to ensure we don't have
 		// any lingering asynchronous references to data passed to Write.
