@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"syscall"
@@ -52,8 +53,9 @@ type conn struct {
 	readOrPark func(fd uintptr) bool
 	peekOrPark func(fd uintptr) bool
 	peekIdle   func(fd uintptr)
+	sendOrPark func(fd uintptr) bool
 	readSome   func(fd uintptr) bool
-	rawP       []byte // readSome's destination
+	rawP       []byte // readSome's destination, sendOrPark's source
 	rawN       int
 	rawErr     error
 	woken      bool // peekOrPark found the socket empty and parked
@@ -68,6 +70,7 @@ func newConn(nc net.Conn) *conn {
 			c.readOrPark = c.rawReadOrPark
 			c.peekOrPark = c.rawPeekOrPark
 			c.peekIdle = c.rawPeekIdle
+			c.sendOrPark = c.rawSendOrPark
 			c.readSome = c.rawReadSome
 		}
 	}
@@ -183,6 +186,73 @@ func ignoringEINTR(fd uintptr, p []byte) (int, error) {
 			return max(n, 0), err
 		}
 	}
+}
+
+// sendsHead reports whether sendHead writes req: a request without a body
+// (the head is all of it) on a socket.
+func (c *conn) sendsHead(req *http.Request) bool {
+	return c.raw != nil && !hasBody(req)
+}
+
+// sendHead writes the head of a request without a body and waits, holding
+// no buffer, until the socket has something to read: the response, EOF or
+// an error, for the read that follows to take. Written through the
+// socket's RawConn, the head goes out after the poller's readiness was
+// reset, so the response wakes the wait with no read first that would
+// find the socket empty: fillWait after a plain write costs a failed read
+// for nearly every response. On a reused connection it peeks first, as
+// stale does, and returns errStale, having written nothing, when the
+// upstream closed the connection or sent bytes nobody asked for; a fresh
+// one needs no peek, since anything its upstream sent unasked is read as
+// the response, as fillWait would. What the socket cannot take at once is
+// written blocking; an error of the wait is left for the read to report.
+func (c *conn) sendHead(head []byte) error {
+	c.rawP, c.rawN, c.rawErr = head, 0, nil
+	err := c.raw.Read(c.sendOrPark)
+	sent := c.rawN
+	c.rawP = nil
+	switch {
+	case c.rawErr != nil:
+		return c.rawErr
+	case sent == len(head):
+		return nil
+	case err != nil:
+		return err
+	}
+	_, err = c.nc.Write(head[sent:])
+	return err
+}
+
+// rawSendOrPark is sendHead's check and write: false once the head is
+// written, to wait; true on a stale connection, an error, a full socket,
+// or when the wait is over.
+func (c *conn) rawSendOrPark(fd uintptr) bool {
+	if c.rawN == len(c.rawP) {
+		return true
+	}
+	if c.rawN == 0 && c.reused {
+		if err := peek(fd); err != syscall.EAGAIN && err != syscall.EWOULDBLOCK {
+			c.rawErr = errStale
+			return true
+		}
+	}
+	for c.rawN < len(c.rawP) {
+		n, err := syscall.Write(int(fd), c.rawP[c.rawN:])
+		if n > 0 {
+			c.rawN += n
+		}
+		switch {
+		case err == nil, err == syscall.EINTR:
+		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
+			return true
+		default:
+			c.rawErr = &net.OpError{Op: "write", Net: c.nc.LocalAddr().Network(), Source: c.nc.LocalAddr(), Addr: c.nc.RemoteAddr(), Err: os.NewSyscallError("write", err)}
+			return true
+		}
+	}
+	// The Read that runs this reset the poller's readiness before the
+	// write, so whatever the upstream sends from now on wakes the wait.
+	return false
 }
 
 // readLine returns the next line without its line ending, reading more as

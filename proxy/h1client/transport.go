@@ -83,7 +83,9 @@ func (t *Transport) CloseIdleConnections() {
 }
 
 // getIdle takes the most recently used idle connection that still works.
-func (t *Transport) getIdle() *conn {
+// For a request that sendHead can write, the peek that finds a dead
+// socket is left to sendHead, which does it in the same turn as the write.
+func (t *Transport) getIdle(req *http.Request) *conn {
 	for {
 		t.mu.Lock()
 		n := len(t.idle)
@@ -95,7 +97,7 @@ func (t *Transport) getIdle() *conn {
 		t.idle[n-1] = nil
 		t.idle = t.idle[:n-1]
 		t.mu.Unlock()
-		if c.stale() || time.Since(c.idleAt) > t.idleTimeout() {
+		if time.Since(c.idleAt) > t.idleTimeout() || c.buffered() > 0 || !c.sendsHead(req) && c.stale() {
 			c.close()
 			continue
 		}
@@ -253,8 +255,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeReqBody(req)
 		return nil, err
 	}
-	for retried := false; ; retried = true {
-		c := t.getIdle()
+	retried := false
+	for {
+		c := t.getIdle(req)
 		if c != nil {
 			c.reused = true
 			c.gotBytes = false
@@ -274,12 +277,18 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		res, err := t.exchange(ctx, c, req, head, hp)
 		hp = nil
+		if err == errStale {
+			// sendHead's peek found the idle connection dead before
+			// writing anything: take the next one, as getIdle would.
+			continue
+		}
 		var wf *writeFailed
 		if err != nil && !retried && c.reused && !hasBody(req) && !c.gotBytes && ctx.Err() == nil &&
 			(errors.As(err, &wf) || replayable(req)) {
 			// The upstream closed an idle connection as we reused it
 			// (a keep-alive timeout): nothing was processed, so try once
 			// on a fresh connection, as net/http does.
+			retried = true
 			continue
 		}
 		return res, err
@@ -355,11 +364,19 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, he
 	} else {
 		ex.stop = afterFunc(ctx, c.closeNC)
 	}
-	_, err := nc.Write(head)
+	var err error
+	if c.sendsHead(req) {
+		err = c.sendHead(head)
+	} else {
+		_, err = nc.Write(head)
+	}
 	putHead(hp, head)
 	if err != nil {
 		ex.finish(false)
 		closeReqBody(req)
+		if err == errStale {
+			return nil, err
+		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}

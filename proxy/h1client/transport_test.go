@@ -145,6 +145,96 @@ func TestStaleIdleConnDiscarded(t *testing.T) {
 	}
 }
 
+// TestStaleIdleConnNotUsedForAnyMethod: the peek before a body-less
+// request's head is written finds the upstream's close, so even a request
+// that may not be sent twice goes out on a fresh connection.
+func TestStaleIdleConnNotUsedForAnyMethod(t *testing.T) {
+	s := newServer(t, func(t *testing.T, c net.Conn, br *bufio.Reader) {
+		readReq(t, br)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+	tr := s.transport()
+	res, err := get(t, tr, s.url("/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, res)
+	tr.mu.Lock()
+	c := tr.idle[0]
+	tr.mu.Unlock()
+	waitFor(t, "the upstream's close to arrive", c.stale)
+	req, _ := http.NewRequest(http.MethodPost, s.url("/"), nil)
+	res, err = tr.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("POST after the upstream closed its idle connection: %v", err)
+	}
+	readAll(t, res)
+	if n := s.accepts.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2", n)
+	}
+}
+
+// TestUnaskedBytesAreNotAResponse: bytes an upstream sends on an idle
+// connection after a complete response are never read as the answer to
+// the next request.
+func TestUnaskedBytesAreNotAResponse(t *testing.T) {
+	sent := make(chan struct{})
+	s := newServer(t, func(t *testing.T, c net.Conn, br *bufio.Reader) {
+		readReq(t, br)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		time.Sleep(50 * time.Millisecond)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nforged")
+		close(sent)
+		br.ReadByte()
+	}, respond("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh"))
+	tr := s.transport()
+	res, err := get(t, tr, s.url("/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, res)
+	<-sent
+	tr.mu.Lock()
+	c := tr.idle[0]
+	tr.mu.Unlock()
+	waitFor(t, "the unasked bytes to arrive", c.stale)
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		req, _ := http.NewRequest(method, s.url("/"), nil)
+		res, err = tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		if got := readAll(t, res); got != "fresh" {
+			t.Fatalf("%s: body %q, want the fresh connection's", method, got)
+		}
+	}
+}
+
+// TestHeadLargerThanTheSocketTakes: a head the socket cannot take at once
+// is written whole, the rest blocking, and its response read.
+func TestHeadLargerThanTheSocketTakes(t *testing.T) {
+	big := strings.Repeat("v", 8<<20)
+	s := newServer(t, func(t *testing.T, c net.Conn, br *bufio.Reader) {
+		time.Sleep(100 * time.Millisecond)
+		req, _ := readReq(t, br)
+		if req != nil && req.Header.Get("X-Big") != big {
+			t.Errorf("X-Big header of %d bytes, want %d", len(req.Header.Get("X-Big")), len(big))
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		br.ReadByte()
+	})
+	tr := s.transport()
+	req, _ := http.NewRequest(http.MethodGet, s.url("/"), nil)
+	req.Header.Set("X-Big", big)
+	res, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, res); got != "ok" {
+		t.Fatalf("body %q", got)
+	}
+}
+
 // TestRetryOnReusedConnection: the upstream closes a reused connection as
 // the request arrives (the race the peek cannot see); a body-less request
 // is sent again on a fresh connection.
