@@ -42,6 +42,14 @@ type combineConn struct {
 	pend    *[]byte
 	pendOff int
 	err     error
+
+	// writeNow's function for rc.Write, made once (a closure made for
+	// each call would be allocated for each write), and its argument and
+	// results.
+	rawWrite func(fd uintptr) bool
+	rawP     []byte
+	rawN     int
+	rawErrno error
 }
 
 const (
@@ -87,7 +95,9 @@ func putCombineBuf(b *[]byte) {
 }
 
 func newCombineConn(c net.Conn) *combineConn {
-	return &combineConn{Conn: c, rc: rawConn(c)}
+	cc := &combineConn{Conn: c, rc: rawConn(c)}
+	cc.rawWrite = cc.rawWriteOnce
+	return cc
 }
 
 // rawConn finds the socket under c, through wrappers that have a
@@ -167,16 +177,10 @@ func (c *combineConn) write(p []byte, own *[]byte) (n int, err error) {
 // writeNow makes one write(2) of p that does not wait for the socket:
 // it returns how much the socket took, 0 if it was full.
 func (c *combineConn) writeNow(p []byte) (int, error) {
-	var n int
-	var errno error
-	err := c.rc.Write(func(fd uintptr) bool {
-		for {
-			n, errno = syscall.Write(int(fd), p)
-			if errno != syscall.EINTR {
-				return true
-			}
-		}
-	})
+	c.rawP = p
+	err := c.rc.Write(c.rawWrite)
+	n, errno := c.rawN, c.rawErrno
+	c.rawP, c.rawErrno = nil, nil
 	switch {
 	case err != nil:
 		return 0, err
@@ -186,6 +190,16 @@ func (c *combineConn) writeNow(p []byte) (int, error) {
 		return 0, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("write", errno)}
 	}
 	return n, nil
+}
+
+// rawWriteOnce is writeNow's write, run by rc.Write with c.mu held.
+func (c *combineConn) rawWriteOnce(fd uintptr) bool {
+	for {
+		c.rawN, c.rawErrno = syscall.Write(int(fd), c.rawP)
+		if c.rawErrno != syscall.EINTR {
+			return true
+		}
+	}
 }
 
 // keep adds p to what a try left for Drain: a buffer the combineConn

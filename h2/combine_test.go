@@ -383,3 +383,21 @@ func TestClientConnTryThroughTLS(t *testing.T) {
 		t.Fatalf("client read %d bytes, different from the %d written", len(got), len(p))
 	}
 }
+
+// A write while trying that the socket takes whole allocates nothing:
+// the function the raw socket runs is made once per connection.
+func TestCombineConnTryWriteAllocatesNothing(t *testing.T) {
+	server, client := tcpPair(t)
+	go io.Copy(io.Discard, client)
+	c := newCombineConn(server)
+	p := payload(64)
+	c.BeginTry()
+	defer c.EndTry()
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := c.Write(p); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations a write", n)
+	}
+}

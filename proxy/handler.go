@@ -245,7 +245,10 @@ func (p *Proxy) respond(ex *exchange, w http.ResponseWriter, r *http.Request, up
 		info.reason = p.classify(ex, up.body, err)
 		return false
 	}
-	copyTrailers(w.Header(), res.Trailer, announced)
+	if len(res.Trailer) > 0 {
+		// Only then: after the head, Header() makes a new map.
+		copyTrailers(w.Header(), res.Trailer, announced)
+	}
 	info.reason = reasonDone
 	return true
 }

@@ -141,9 +141,26 @@ func parseStatusLine(res *http.Response, line string) error {
 		}
 	}
 	res.StatusCode = n
-	res.Status = strings.Clone(status)
+	if known, ok := knownStatus[status]; ok {
+		res.Status = known
+	} else {
+		res.Status = strings.Clone(status)
+	}
 	return nil
 }
+
+// knownStatus holds "200 OK" and the like for every code net/http names,
+// so that the usual status line costs no copy.
+var knownStatus = func() map[string]string {
+	m := make(map[string]string)
+	for code := 100; code < 600; code++ {
+		if text := http.StatusText(code); text != "" {
+			s := strconv.Itoa(code) + " " + text
+			m[s] = s
+		}
+	}
+	return m
+}()
 
 // parseHeaderLine splits and checks "Name: value". Obsolete line folding
 // and whitespace before the colon are refused (RFC 9112 sections 5.1 and

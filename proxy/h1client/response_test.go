@@ -359,21 +359,24 @@ func TestQuietStreamHoldsNoBuffer(t *testing.T) {
 }
 
 // The parts of a response a held stream keeps for its life do not point
-// into the head, so the head can go once the header is written.
+// into the head, so the head can go once the header is written: a
+// status net/http names and one it does not.
 func TestResponseKeepsNoHeadString(t *testing.T) {
-	head := "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
-	res, err := parseHead(head)
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := uintptr(unsafe.Pointer(unsafe.StringData(head)))
-	for name, s := range map[string]string{"Proto": res.Proto, "Status": res.Status} {
-		if p := uintptr(unsafe.Pointer(unsafe.StringData(s))); p >= start && p < start+uintptr(len(head)) {
-			t.Errorf("res.%s %q points into the head", name, s)
+	for _, status := range []string{"200 OK", "299 Fine Anyway", "404 Not Here"} {
+		head := "HTTP/1.1 " + status + "\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+		res, err := parseHead(head)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if res.Proto != "HTTP/1.1" || res.Status != "200 OK" || res.StatusCode != 200 {
-		t.Errorf("parsed %q %q %d", res.Proto, res.Status, res.StatusCode)
+		start := uintptr(unsafe.Pointer(unsafe.StringData(head)))
+		for name, s := range map[string]string{"Proto": res.Proto, "Status": res.Status} {
+			if p := uintptr(unsafe.Pointer(unsafe.StringData(s))); p >= start && p < start+uintptr(len(head)) {
+				t.Errorf("res.%s %q points into the head", name, s)
+			}
+		}
+		if res.Proto != "HTTP/1.1" || res.Status != status || res.StatusCode != int(status[0]-'0')*100+int(status[1]-'0')*10+int(status[2]-'0') {
+			t.Errorf("parsed %q %q %d", res.Proto, res.Status, res.StatusCode)
+		}
 	}
 }
 
@@ -469,5 +472,17 @@ func TestReadOrParkHoldsNoBufferWhenEmpty(t *testing.T) {
 	}
 	if c.rawErr != io.EOF || c.buf != nil {
 		t.Fatalf("at EOF: error %v, buffer %d bytes", c.rawErr, len(c.buf))
+	}
+}
+
+// A status line net/http names keeps a static string: no copy a response.
+func TestKnownStatusLineAllocatesNothing(t *testing.T) {
+	var res http.Response
+	if n := testing.AllocsPerRun(100, func() {
+		if err := parseStatusLine(&res, "HTTP/1.1 200 OK"); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations parsing a 200 OK status line", n)
 	}
 }
