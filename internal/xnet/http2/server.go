@@ -1606,6 +1606,7 @@ func (sc *serverConn) processResetStream(f *RSTStreamFrame) error {
 		return sc.countError("reset_idle_stream", ConnectionError(ErrCodeProtocol))
 	}
 	if st != nil {
+		st.onClose.closed() // sluice: before the cancel, as in closeStream
 		st.cancelCtx()
 		sc.closeStream(st, streamError(f.StreamID, f.ErrCode))
 	}
@@ -1650,9 +1651,12 @@ func (sc *serverConn) closeStream(st *stream, err error) {
 		}
 	}
 	st.closeErr = err
+	// sluice: the close hook's room closes before the context is
+	// cancelled, so a handler that sees the context done and then calls
+	// OnClose has its hook run at once.
+	st.onClose.closed()
 	st.cancelCtx()
 	st.cw.Close() // signals Handler's CloseNotifier, unblocks writes, etc
-	st.onClose.closed()
 	sc.writeSched.CloseStream(st.id)
 }
 
