@@ -119,58 +119,34 @@ func TestIdleTimeoutJanitor(t *testing.T) {
 }
 
 // TestStaleIdleConnDiscarded: an upstream that closed its idle connection
-// (a keep-alive timeout) costs nothing: the peek finds it dead.
+// (a keep-alive timeout) costs nothing: the peek finds it dead before the
+// head is written, so even a request that may not be sent twice (a POST)
+// goes out on a fresh connection.
 func TestStaleIdleConnDiscarded(t *testing.T) {
-	s := newServer(t, func(t *testing.T, c net.Conn, br *bufio.Reader) {
-		readReq(t, br)
-		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-	})
-	tr := s.transport()
-	res, err := get(t, tr, s.url("/"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	readAll(t, res)
-	tr.mu.Lock()
-	c := tr.idle[0]
-	tr.mu.Unlock()
-	waitFor(t, "the upstream's close to arrive", c.stale)
-	res, err = get(t, tr, s.url("/"))
-	if err != nil {
-		t.Fatalf("request after the upstream closed its idle connection: %v", err)
-	}
-	readAll(t, res)
-	if n := s.accepts.Load(); n != 2 {
-		t.Fatalf("%d connections, want 2", n)
-	}
-}
-
-// TestStaleIdleConnNotUsedForAnyMethod: the peek before a body-less
-// request's head is written finds the upstream's close, so even a request
-// that may not be sent twice goes out on a fresh connection.
-func TestStaleIdleConnNotUsedForAnyMethod(t *testing.T) {
-	s := newServer(t, func(t *testing.T, c net.Conn, br *bufio.Reader) {
-		readReq(t, br)
-		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-	})
-	tr := s.transport()
-	res, err := get(t, tr, s.url("/"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	readAll(t, res)
-	tr.mu.Lock()
-	c := tr.idle[0]
-	tr.mu.Unlock()
-	waitFor(t, "the upstream's close to arrive", c.stale)
-	req, _ := http.NewRequest(http.MethodPost, s.url("/"), nil)
-	res, err = tr.RoundTrip(req)
-	if err != nil {
-		t.Fatalf("POST after the upstream closed its idle connection: %v", err)
-	}
-	readAll(t, res)
-	if n := s.accepts.Load(); n != 2 {
-		t.Fatalf("%d connections, want 2", n)
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		s := newServer(t, func(t *testing.T, c net.Conn, br *bufio.Reader) {
+			readReq(t, br)
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		})
+		tr := s.transport()
+		res, err := get(t, tr, s.url("/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, res)
+		tr.mu.Lock()
+		c := tr.idle[0]
+		tr.mu.Unlock()
+		waitFor(t, "the upstream's close to arrive", c.stale)
+		req, _ := http.NewRequest(method, s.url("/"), nil)
+		res, err = tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("%s after the upstream closed its idle connection: %v", method, err)
+		}
+		readAll(t, res)
+		if n := s.accepts.Load(); n != 2 {
+			t.Fatalf("%s: %d connections, want 2", method, n)
+		}
 	}
 }
 

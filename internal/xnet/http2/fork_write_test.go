@@ -112,23 +112,8 @@ func TestResHeadersBoundIsAnUpperBound(t *testing.T) {
 // for the connection's life, not a goroutine each, and that goroutine
 // ends with the connection.
 func TestAsyncWriterIsReusedAndEnds(t *testing.T) {
-	chunk := bytes.Repeat([]byte("x"), 64<<10)
-	writers := make(chan int, 1)
-	rc := serveRaw(t, func(w http.ResponseWriter, r *http.Request) {
-		for range 4 {
-			w.Write(chunk)
-			w.(http.Flusher).Flush()
-		}
-		writers <- countGoroutines("asyncWriter")
-	})
-	rc.fr.WriteWindowUpdate(0, 1<<20)
-	rc.get()
-	rc.fr.WriteWindowUpdate(1, 1<<20)
-	_, body := rc.response()
-	if len(body) != 4*len(chunk) {
-		t.Fatalf("body %d bytes, want %d", len(body), 4*len(chunk))
-	}
-	if n := <-writers; n != 1 {
+	rc, n := serveFourChunks(t, serveRaw)
+	if n != 1 {
 		t.Errorf("%d writer goroutines while the stream was written, want 1", n)
 	}
 	rc.c.Close()
@@ -285,24 +270,11 @@ func (c *tryPipe) counts() (tries, drains int) {
 // writes large DATA frames and flushes itself: a stream's whole response
 // goes out with no writer goroutine.
 func TestTryWriteNeedsNoWriterGoroutine(t *testing.T) {
-	chunk := bytes.Repeat([]byte("x"), 64<<10)
-	writers := make(chan int, 1)
 	tp := &tryPipe{take: true}
-	rc := serveRawOn(t, func(c net.Conn) net.Conn { tp.Conn = c; return tp }, func(w http.ResponseWriter, r *http.Request) {
-		for range 4 {
-			w.Write(chunk)
-			w.(http.Flusher).Flush()
-		}
-		writers <- countGoroutines("asyncWriter")
+	_, n := serveFourChunks(t, func(t *testing.T, h http.HandlerFunc) *rawClient {
+		return serveRawOn(t, func(c net.Conn) net.Conn { tp.Conn = c; return tp }, h)
 	})
-	rc.fr.WriteWindowUpdate(0, 1<<20)
-	rc.get()
-	rc.fr.WriteWindowUpdate(1, 1<<20)
-	_, body := rc.response()
-	if len(body) != 4*len(chunk) {
-		t.Fatalf("body %d bytes, want %d", len(body), 4*len(chunk))
-	}
-	if n := <-writers; n != 0 {
+	if n != 0 {
 		t.Errorf("%d writer goroutines, want none", n)
 	}
 	if tries, drains := tp.counts(); tries < 4 || drains != 0 {
@@ -355,4 +327,28 @@ func TestTryWriteLeftoverDoesNotHoldTheServeLoop(t *testing.T) {
 	if _, drains := tp.counts(); drains == 0 {
 		t.Error("no drain: the test did not leave a write pending")
 	}
+}
+
+// serveFourChunks serves, through serve, one stream whose handler writes
+// and flushes four 64 KiB chunks, reads the whole response, and returns
+// the client and how many writer goroutines ran while the handler wrote.
+func serveFourChunks(t *testing.T, serve func(*testing.T, http.HandlerFunc) *rawClient) (*rawClient, int) {
+	t.Helper()
+	chunk := bytes.Repeat([]byte("x"), 64<<10)
+	writers := make(chan int, 1)
+	rc := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		for range 4 {
+			w.Write(chunk)
+			w.(http.Flusher).Flush()
+		}
+		writers <- countGoroutines("asyncWriter")
+	})
+	rc.fr.WriteWindowUpdate(0, 1<<20)
+	rc.get()
+	rc.fr.WriteWindowUpdate(1, 1<<20)
+	_, body := rc.response()
+	if len(body) != 4*len(chunk) {
+		t.Fatalf("body %d bytes, want %d", len(body), 4*len(chunk))
+	}
+	return rc, <-writers
 }
