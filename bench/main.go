@@ -214,7 +214,7 @@ func bench(args []string) int {
 			info.Images = append(info.Images, "img/"+filepath.Base(img))
 		}
 	}
-	writeResults(&b, info, agg)
+	writeResults(&b, info, agg, results)
 	if *noDoc {
 		fmt.Print(b.String())
 	} else if err := writeDoc(filepath.Join(*out, "benchmarks.md"), b.String()); err != nil {

@@ -162,7 +162,7 @@ var reportMetrics = []string{
 }
 
 // writeResults renders the generated part of docs/benchmarks.md.
-func writeResults(w io.Writer, info runInfo, agg map[string]figures) {
+func writeResults(w io.Writer, info runInfo, agg map[string]figures, rounds []map[string]figures) {
 	peers := presentPeers(agg)
 	fmt.Fprintf(w, "Run of %s on %s (kernel %s, %s), %d round(s)", info.Date, info.Machine, info.Kernel, info.Go, info.Rounds)
 	if info.Quick {
@@ -247,6 +247,10 @@ func writeResults(w io.Writer, info runInfo, agg map[string]figures) {
 		}
 	}
 
+	if _, ok := agg[peerSluice]; ok && len(others) > 0 && len(rounds) > 1 {
+		writeRoundByRound(w, rounds, others)
+	}
+
 	if len(info.Images) > 0 {
 		fmt.Fprint(w, "\n### Plots\n\n")
 		for _, img := range info.Images {
@@ -326,4 +330,54 @@ func writeDoc(path, generated string) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return os.WriteFile(path, []byte(doc), 0o644)
+}
+
+// roundMetrics are the figures behind the targets that vary from round to
+// round, compared within each round in the round-by-round table.
+var roundMetrics = []string{mChunkP50, mSmallRPS, mBigMBps, mHeld, mCancelP50, mTTFBP50}
+
+// writeRoundByRound compares sluice with each peer within every round.
+// Peers run one after another in each round, so a machine that slows
+// down for a while moves both figures of a round together, and the
+// ratios of a round are steadier than the ratio of the medians.
+func writeRoundByRound(w io.Writer, rounds []map[string]figures, others []string) {
+	fmt.Fprint(w, "\n### sluice ÷ peer, round by round\n\nEach cell is sluice's figure divided by the peer's in each round (the per-chunk latency is the raw p50, which shares the direct figure of its round), and in how many rounds sluice was better.\n\n| metric |")
+	for _, p := range others {
+		fmt.Fprintf(w, " vs %s |", peerTitle[p])
+	}
+	fmt.Fprint(w, "\n|---|")
+	fmt.Fprint(w, strings.Repeat("---|", len(others)))
+	fmt.Fprintln(w)
+	for _, id := range roundMetrics {
+		m := metricByID(id)
+		fmt.Fprintf(w, "| %s |", m.name)
+		for _, p := range others {
+			fmt.Fprintf(w, " %s |", roundRatios(m, rounds, p))
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// roundRatios renders sluice ÷ peer for each round where both were
+// measured, and how many of those rounds sluice was better in (a ratio
+// within 2 % of 1 counts as neither).
+func roundRatios(m metric, rounds []map[string]figures, peer string) string {
+	var rs []string
+	better, n := 0, 0
+	for _, round := range rounds {
+		s, p := round[peerSluice].get(m.id), round[peer].get(m.id)
+		if math.IsNaN(s) || math.IsNaN(p) || p == 0 {
+			continue
+		}
+		r := s / p
+		n++
+		if math.Abs(r-1) >= 0.02 && (r < 1) == m.lower {
+			better++
+		}
+		rs = append(rs, fmt.Sprintf("%.2f", r))
+	}
+	if n == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%s× (better in %d of %d)", strings.Join(rs, ", "), better, n)
 }

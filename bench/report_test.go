@@ -113,7 +113,7 @@ func TestWriteResults(t *testing.T) {
 	}
 	var b strings.Builder
 	writeResults(&b, runInfo{Date: "2026-11-24", Machine: "test box", Rounds: 1, Others: "go 12 s CPU",
-		Versions: map[string]string{peerNginx: "nginx/1.22.1"}, Configs: map[string]string{peerNginx: "worker_processes 2;"}}, agg)
+		Versions: map[string]string{peerNginx: "nginx/1.22.1"}, Configs: map[string]string{peerNginx: "worker_processes 2;"}}, agg, nil)
 	out := b.String()
 	for _, want := range []string{
 		"| memory per held stream ≤ 16 KiB | 12.0 KiB | ≤ 16.0 KiB | **yes** |",
@@ -221,5 +221,36 @@ func TestSluiceTemplateParses(t *testing.T) {
 	}
 	if cfg.Log.Access || len(cfg.Routes) != 1 || cfg.Admin != "" {
 		t.Errorf("config = %+v", cfg)
+	}
+}
+
+// The round-by-round table pairs sluice with each peer inside a round: a
+// round where one of them was not measured is left out, and a ratio
+// within 2 % of 1 is neither better nor worse.
+func TestRoundByRound(t *testing.T) {
+	rounds := []map[string]figures{
+		{peerSluice: {mSmallRPS: 30000, mChunkP50: 90}, peerNginx: {mSmallRPS: 40000, mChunkP50: 100}},
+		{peerSluice: {mSmallRPS: 36000, mChunkP50: 120}, peerNginx: {mSmallRPS: 30000, mChunkP50: 100}},
+		{peerSluice: {mSmallRPS: 20000}, peerNginx: {mSmallRPS: 20100}},
+		{peerSluice: {mSmallRPS: 1}},
+	}
+	agg := aggregate(rounds)
+	var b strings.Builder
+	writeResults(&b, runInfo{Rounds: 4}, agg, rounds)
+	out := b.String()
+	for _, want := range []string{
+		"### sluice ÷ peer, round by round",
+		"| small requests, req/s | 0.75, 1.20, 1.00× (better in 1 of 3) |",
+		"| per-chunk latency, p50 | 0.90, 1.20× (better in 1 of 2) |",
+		"| memory per held stream | – |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	b.Reset()
+	writeResults(&b, runInfo{Rounds: 1}, agg, rounds[:1])
+	if strings.Contains(b.String(), "round by round") {
+		t.Error("a one-round run has a round-by-round table")
 	}
 }
