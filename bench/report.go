@@ -200,13 +200,12 @@ func writeResults(w io.Writer, info runInfo, agg map[string]figures, rounds []ma
 		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", t.desc, have, line, verdict)
 	}
 
-	fmt.Fprint(w, "\n### Figures\n\n| metric |")
+	fmt.Fprint(w, "\n### Figures\n\n")
+	var titles []string
 	for _, p := range peers {
-		fmt.Fprintf(w, " %s |", peerTitle[p])
+		titles = append(titles, peerTitle[p])
 	}
-	fmt.Fprint(w, "\n|---|")
-	fmt.Fprint(w, strings.Repeat("---|", len(peers)))
-	fmt.Fprintln(w)
+	writeTableHead(w, titles)
 	for _, id := range reportMetrics {
 		m := metricByID(id)
 		fmt.Fprintf(w, "| %s |", m.name)
@@ -223,13 +222,8 @@ func writeResults(w io.Writer, info runInfo, agg map[string]figures, rounds []ma
 		}
 	}
 	if _, ok := agg[peerSluice]; ok && len(others) > 0 {
-		fmt.Fprint(w, "\n### sluice ÷ peer\n\nEach cell is sluice's figure divided by the peer's; whether that is better depends on the metric.\n\n| metric |")
-		for _, p := range others {
-			fmt.Fprintf(w, " vs %s |", peerTitle[p])
-		}
-		fmt.Fprint(w, "\n|---|")
-		fmt.Fprint(w, strings.Repeat("---|", len(others)))
-		fmt.Fprintln(w)
+		fmt.Fprint(w, "\n### sluice ÷ peer\n\nEach cell is sluice's figure divided by the peer's; whether that is better depends on the metric.\n\n")
+		writeTableHead(w, versus(others))
 		for _, id := range reportMetrics {
 			m := metricByID(id)
 			if m.unit == unitCount {
@@ -266,6 +260,27 @@ func writeResults(w io.Writer, info runInfo, agg map[string]figures, rounds []ma
 			}
 		}
 	}
+}
+
+// writeTableHead writes the head of a table whose first column names the
+// metric and whose others are titled cols.
+func writeTableHead(w io.Writer, cols []string) {
+	fmt.Fprint(w, "| metric |")
+	for _, c := range cols {
+		fmt.Fprintf(w, " %s |", c)
+	}
+	fmt.Fprint(w, "\n|---|")
+	fmt.Fprint(w, strings.Repeat("---|", len(cols)))
+	fmt.Fprintln(w)
+}
+
+// versus titles the columns of tables that compare sluice with peers.
+func versus(peers []string) []string {
+	var out []string
+	for _, p := range peers {
+		out = append(out, "vs "+peerTitle[p])
+	}
+	return out
 }
 
 // cell renders one figure of the results table. A cancel latency that
@@ -341,13 +356,8 @@ var roundMetrics = []string{mChunkP50, mSmallRPS, mBigMBps, mHeld, mCancelP50, m
 // down for a while moves both figures of a round together, and the
 // ratios of a round are steadier than the ratio of the medians.
 func writeRoundByRound(w io.Writer, rounds []map[string]figures, others []string) {
-	fmt.Fprint(w, "\n### sluice ÷ peer, round by round\n\nEach cell is sluice's figure divided by the peer's in each round (the per-chunk latency is the raw p50, which shares the direct figure of its round), and in how many rounds sluice was better.\n\n| metric |")
-	for _, p := range others {
-		fmt.Fprintf(w, " vs %s |", peerTitle[p])
-	}
-	fmt.Fprint(w, "\n|---|")
-	fmt.Fprint(w, strings.Repeat("---|", len(others)))
-	fmt.Fprintln(w)
+	fmt.Fprint(w, "\n### sluice ÷ peer, round by round\n\nEach cell is sluice's figure divided by the peer's in each round (the per-chunk latency is the raw p50, which shares the direct figure of its round), and in how many rounds sluice was better.\n\n")
+	writeTableHead(w, versus(others))
 	for _, id := range roundMetrics {
 		m := metricByID(id)
 		fmt.Fprintf(w, "| %s |", m.name)

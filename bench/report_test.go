@@ -129,9 +129,7 @@ func TestWriteResults(t *testing.T) {
 		"| cancel to upstream close, p50 | 90 µs | never (2 s) | – |",
 		"| cancel to upstream close, p50 | peer never passed the cancel on |",
 	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("report lacks %q:\n%s", want, out)
-		}
+		mustContain(t, out, want)
 	}
 	if strings.Contains(out, "unlisted") {
 		t.Error("report shows a peer it does not know")
@@ -244,13 +242,19 @@ func TestRoundByRound(t *testing.T) {
 		"| per-chunk latency, p50 | 0.90, 1.20× (better in 1 of 2) |",
 		"| memory per held stream | – |",
 	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("missing %q in:\n%s", want, out)
-		}
+		mustContain(t, out, want)
 	}
 	b.Reset()
 	writeResults(&b, runInfo{Rounds: 1}, agg, rounds[:1])
 	if strings.Contains(b.String(), "round by round") {
 		t.Error("a one-round run has a round-by-round table")
+	}
+}
+
+// mustContain fails the test unless the report out contains want.
+func mustContain(t *testing.T, out, want string) {
+	t.Helper()
+	if !strings.Contains(out, want) {
+		t.Errorf("report lacks %q:\n%s", want, out)
 	}
 }
