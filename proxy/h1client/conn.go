@@ -173,10 +173,16 @@ func (c *conn) rawReadOrPark(fd uintptr) bool {
 	case err == nil:
 		c.rawErr = io.EOF
 	default:
-		c.rawErr = &net.OpError{Op: "read", Net: c.nc.LocalAddr().Network(), Source: c.nc.LocalAddr(), Addr: c.nc.RemoteAddr(), Err: os.NewSyscallError("read", err)}
+		c.rawErr = c.opError("read", err)
 	}
 	c.release()
 	return true
+}
+
+// opError wraps a failed system call on the socket as net.Conn's own
+// Read and Write would.
+func (c *conn) opError(op string, err error) error {
+	return &net.OpError{Op: op, Net: c.nc.LocalAddr().Network(), Source: c.nc.LocalAddr(), Addr: c.nc.RemoteAddr(), Err: os.NewSyscallError(op, err)}
 }
 
 func ignoringEINTR(fd uintptr, p []byte) (int, error) {
@@ -230,11 +236,9 @@ func (c *conn) rawSendOrPark(fd uintptr) bool {
 	if c.rawN == len(c.rawP) {
 		return true
 	}
-	if c.rawN == 0 && c.reused {
-		if err := peek(fd); err != syscall.EAGAIN && err != syscall.EWOULDBLOCK {
-			c.rawErr = errStale
-			return true
-		}
+	if c.rawN == 0 && c.reused && !idleSocketEmpty(fd) {
+		c.rawErr = errStale
+		return true
 	}
 	for c.rawN < len(c.rawP) {
 		n, err := syscall.Write(int(fd), c.rawP[c.rawN:])
@@ -246,7 +250,7 @@ func (c *conn) rawSendOrPark(fd uintptr) bool {
 		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
 			return true
 		default:
-			c.rawErr = &net.OpError{Op: "write", Net: c.nc.LocalAddr().Network(), Source: c.nc.LocalAddr(), Addr: c.nc.RemoteAddr(), Err: os.NewSyscallError("write", err)}
+			c.rawErr = c.opError("write", err)
 			return true
 		}
 	}
@@ -368,9 +372,16 @@ func (c *conn) stale() bool {
 // rawPeekIdle sets rawErr unless the socket has nothing to read: only
 // "nothing yet" means an idle connection is still good.
 func (c *conn) rawPeekIdle(fd uintptr) {
-	if err := peek(fd); err != syscall.EAGAIN && err != syscall.EWOULDBLOCK {
+	if !idleSocketEmpty(fd) {
 		c.rawErr = errStale
 	}
+}
+
+// idleSocketEmpty reports whether an idle connection's socket has nothing
+// to read: no EOF, error or bytes nobody asked for.
+func idleSocketEmpty(fd uintptr) bool {
+	err := peek(fd)
+	return err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
 }
 
 func (c *conn) close() {
