@@ -55,6 +55,7 @@ type exchange struct {
 
 	mu         sync.Mutex // guards the fields below against the sweeper and Abort
 	ended      bool       // guarded by cmu: the upstream context ended
+	clientLeft bool       // guarded by cmu: it ended because the client's stream or request did
 	finished   bool
 	headersOut bool  // response headers written to the client
 	lslot      int32 // guarded by live.mu: which list of live (live.go)

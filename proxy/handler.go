@@ -376,7 +376,7 @@ func (p *Proxy) classify(ex *exchange, body *requestBody, err error) closeReason
 	}
 	var cw errClientWrite
 	switch {
-	case errors.As(err, &cw), ex.parent.Err() != nil:
+	case errors.As(err, &cw), ex.clientGone():
 		return reasonClientGone
 	case body != nil && body.err.Load() != nil:
 		return reasonClientGone

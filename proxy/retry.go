@@ -98,7 +98,7 @@ func (p *Proxy) send(ex *exchange, r, out *http.Request, sb *sendBody) (*http.Re
 		res, err := b.up.transport.RoundTrip(out)
 
 		canRetry := len(tried) < rt.retryTries && time.Since(ex.start) < rt.retryWithin &&
-			ex.expiredReason() == "" && r.Context().Err() == nil
+			ex.expiredReason() == "" && !ex.clientGone()
 		switch {
 		case err == nil && res.StatusCode != http.StatusBadGateway && res.StatusCode != http.StatusServiceUnavailable:
 			if res.StatusCode == http.StatusGatewayTimeout {
@@ -117,7 +117,7 @@ func (p *Proxy) send(ex *exchange, r, out *http.Request, sb *sendBody) (*http.Re
 				return nil, b, "", err
 			}
 		default:
-			if ex.expiredReason() == "" && r.Context().Err() == nil {
+			if ex.expiredReason() == "" && !ex.clientGone() {
 				pl.failed(b, err.Error())
 			}
 			return nil, b, "", err

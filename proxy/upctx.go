@@ -165,7 +165,7 @@ func (ex *exchange) watchClient() {
 	if oc, ok := ex.w.(onCloser); ok && oc.OnClose(ex) {
 		return // stopParent stays nil: unwatchClient asks ex.w
 	}
-	ex.stopParent = context.AfterFunc(ex.parent, ex.cancelUpstream)
+	ex.stopParent = context.AfterFunc(ex.parent, ex.StreamClosed)
 }
 
 // unwatchClient undoes watchClient.
@@ -183,5 +183,22 @@ type onCloser interface {
 	StopOnClose() bool
 }
 
-// StreamClosed is the exchange's hook on its client stream.
-func (ex *exchange) StreamClosed() { ex.cancelUpstream() }
+// StreamClosed is the exchange's hook on its client stream (or request
+// context). It records that the client left before ending the upstream
+// request: the HTTP/2 server runs the hook before it cancels the request's
+// context, so a handler woken by the closed upstream may not yet see that
+// context done, and classify asks the exchange instead.
+func (ex *exchange) StreamClosed() {
+	ex.cmu.Lock()
+	ex.clientLeft = true
+	ex.cmu.Unlock()
+	ex.cancelUpstream()
+}
+
+// clientGone reports whether the client's stream or request has closed.
+func (ex *exchange) clientGone() bool {
+	ex.cmu.Lock()
+	left := ex.clientLeft
+	ex.cmu.Unlock()
+	return left || ex.parent.Err() != nil
+}

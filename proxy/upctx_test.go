@@ -215,3 +215,53 @@ func TestExchangeCloseOnEnd(t *testing.T) {
 		t.Fatal("a stopped connection was closed")
 	}
 }
+
+// hookWriter is a response writer whose stream runs a close hook, as
+// internal/xnet's HTTP/2 server's does.
+type hookWriter struct {
+	*httptest.ResponseRecorder
+	hook interface{ StreamClosed() }
+}
+
+func (w *hookWriter) OnClose(h interface{ StreamClosed() }) bool { w.hook = h; return true }
+func (w *hookWriter) StopOnClose() bool                          { ok := w.hook != nil; w.hook = nil; return ok }
+
+// TestClientGoneBeforeContext: the HTTP/2 server runs the stream's close
+// hook before it cancels the request's context. An upstream error that the
+// hook caused (it closes the upstream connection) is still the client's
+// going, not the upstream's fault, even while the request's context is not
+// yet done. (CI's TestExampleASGISSE logged upstream_error so.)
+func TestClientGoneBeforeContext(t *testing.T) {
+	var live liveSet
+	w := &hookWriter{ResponseRecorder: httptest.NewRecorder()}
+	ex := newExchange(context.Background(), &live, &route{}, w, time.Now())
+	defer ex.finish(&live)
+	var p *Proxy
+	upErr := errors.New("read: use of closed network connection")
+	if got := p.classify(ex, nil, upErr); got != reasonUpstreamError {
+		t.Fatalf("before the client left: %q, want %q", got, reasonUpstreamError)
+	}
+	if w.hook == nil {
+		t.Fatal("the exchange did not register its close hook")
+	}
+	w.hook.StreamClosed()
+	waitDone(t, ex, "after the close hook")
+	if got := p.classify(ex, nil, upErr); got != reasonClientGone {
+		t.Fatalf("after the close hook: %q, want %q", got, reasonClientGone)
+	}
+}
+
+// TestClientGoneContext: over HTTP/1.1 and HTTP/3 the request's context
+// ending is the client's going.
+func TestClientGoneContext(t *testing.T) {
+	parent, cancel := context.WithCancel(context.Background())
+	var live liveSet
+	ex := testExchange(parent, &live)
+	defer ex.finish(&live)
+	cancel()
+	waitDone(t, ex, "after cancel")
+	var p *Proxy
+	if got := p.classify(ex, nil, errors.New("upstream reset")); got != reasonClientGone {
+		t.Fatalf("%q, want %q", got, reasonClientGone)
+	}
+}
