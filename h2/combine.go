@@ -21,8 +21,15 @@ import (
 // before clientConn.Write returns, so every byte a caller wrote is on the
 // socket when its Write returns, as without the combiner.
 //
-// The buffer comes from a pool only while a write is in progress: a quiet
-// connection holds none. Deadlines pass through to the TCP connection
+// While HTTP/2's serve loop writes in a try (BeginTry), the records of a
+// corked write are held after uncork instead of written, up to a
+// combineSize buffer, so that the DATA frames the loop writes in one turn
+// (the frames of one handler write, and of writes handed over before its
+// flush) go out with one system call; the loop's flush writes them
+// (Release). x/net writes each 16 KiB frame on its own.
+//
+// The buffer comes from a pool only while a write is in progress or held:
+// a quiet connection holds none. Deadlines pass through to the TCP connection
 // and apply to the combined write. A failed combined write leaves part of
 // a record on the wire, so the error sticks, as crypto/tls's own write
 // errors do.
@@ -35,7 +42,7 @@ type combineConn struct {
 	mu     sync.Mutex
 	corked bool
 	want   int     // bytes of plaintext the corked write carries
-	buf    *[]byte // nil unless corked with records collected
+	buf    *[]byte // records collected while corked, or held after (Held); else nil
 	trying bool    // between BeginTry and EndTry
 	// pend holds, from pendOff on, bytes a try took that the socket did
 	// not; nil when there are none. They go out before anything else.
@@ -125,9 +132,10 @@ func (c *combineConn) Write(p []byte) (int, error) {
 	if c.err != nil {
 		return 0, c.err
 	}
-	if !c.corked {
+	if !c.corked && c.buf == nil {
 		return c.write(p, nil)
 	}
+	// Corked, or behind held records: collected after them.
 	if c.buf != nil && len(*c.buf)+len(p) > cap(*c.buf) {
 		if err := c.flushLocked(); err != nil {
 			return 0, err
@@ -137,10 +145,26 @@ func (c *combineConn) Write(p []byte) (int, error) {
 		return c.write(p, nil)
 	}
 	if c.buf == nil {
-		c.buf = getCombineBuf(max(c.want+c.want/16, len(p)))
+		size := max(c.want+c.want/16, len(p))
+		if c.trying {
+			size = combineSize // room for the writes the try may hold
+		}
+		c.buf = getCombineBuf(size)
 	}
 	*c.buf = append(*c.buf, p...)
+	if !c.corked && !c.holds() {
+		if err := c.flushLocked(); err != nil {
+			return 0, err
+		}
+	}
 	return len(p), nil
+}
+
+// holds reports whether collected records may stay held for a later
+// write: only while the serve loop tries, whose flush releases them, and
+// with nothing kept for Drain, which they must not overtake.
+func (c *combineConn) holds() bool {
+	return c.trying && c.pend == nil
 }
 
 // write writes p to the socket, after what earlier tries left, and
@@ -269,11 +293,33 @@ func (c *combineConn) cork(n int) {
 }
 
 // uncork writes what was collected, gives the buffer back and stops
-// collecting.
+// collecting; while trying, it holds what was collected instead.
 func (c *combineConn) uncork() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.corked = false
+	if c.holds() {
+		return c.err
+	}
+	return c.flushLocked()
+}
+
+// Held reports whether records are held for the serve loop's flush.
+// http2.TryWriter.
+func (c *combineConn) Held() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf != nil && !c.corked
+}
+
+// Release writes the held records: in a try, without blocking, keeping
+// what the socket does not take for Drain. http2.TryWriter.
+func (c *combineConn) Release() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.corked {
+		return c.err
+	}
 	return c.flushLocked()
 }
 

@@ -401,3 +401,67 @@ func TestCombineConnTryWriteAllocatesNothing(t *testing.T) {
 		t.Fatalf("%v allocations a write", n)
 	}
 }
+
+// While trying, the records of corked writes are held, not written, up
+// to a full buffer; Release writes them with one system call, and a write
+// outside a try writes them before its own bytes.
+func TestCombineConnTryHoldsCorkedWrites(t *testing.T) {
+	server, client := tcpPair(t)
+	server.SetWriteBuffer(1 << 20)
+	client.SetReadBuffer(1 << 20)
+	c := newCombineConn(server)
+	var want bytes.Buffer
+	corked := func(n int, b byte) {
+		p := payload(n)
+		p[0] = b
+		c.cork(len(p))
+		if _, err := c.Write(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.uncork(); err != nil {
+			t.Fatal(err)
+		}
+		want.Write(p)
+	}
+	c.BeginTry()
+	corked(16<<10, 1)
+	c.Write([]byte("small, behind the held records"))
+	want.WriteString("small, behind the held records")
+	corked(16<<10, 2)
+	if !c.Held() || len(*c.buf) != want.Len() {
+		t.Fatalf("held %v, %d bytes collected, want all %d held", c.Held(), len(*c.buf), want.Len())
+	}
+	// More than the buffer holds: what was held goes out to make room.
+	corked(33<<10, 3)
+	if len(*c.buf) != 33<<10 {
+		t.Fatalf("%d bytes held after the buffer filled, want the last write's %d", len(*c.buf), 33<<10)
+	}
+	if err := c.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Held() || c.EndTry() {
+		t.Fatal("still held or pending after Release")
+	}
+	// Held after the try ends, then a write outside a try.
+	c.BeginTry()
+	corked(4<<10, 4)
+	c.EndTry()
+	if !c.Held() {
+		t.Fatal("nothing held")
+	}
+	if _, err := c.Write([]byte("outside")); err != nil {
+		t.Fatal(err)
+	}
+	want.WriteString("outside")
+	if c.Held() {
+		t.Fatal("a write outside a try left records held")
+	}
+	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got := make([]byte, want.Len())
+	if _, err := io.ReadFull(client, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want.Bytes()) {
+		t.Fatal("the client read the writes in another order")
+	}
+}

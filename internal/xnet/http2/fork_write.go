@@ -45,7 +45,8 @@ func (w *writeResHeaders) bound() int {
 // these, and a goroutine started for it is a goroutine for nothing.
 func (sc *serverConn) flushesNothing(wr FrameWriteRequest) bool {
 	_, flush := wr.write.(flushFrameWriter)
-	return flush && (sc.bw.bw == nil || sc.bw.bw.Buffered() == 0)
+	return flush && (sc.bw.bw == nil || sc.bw.bw.Buffered() == 0) &&
+		(sc.tw == nil || !sc.tw.Held())
 }
 
 // asyncWrite is one frame write handed to the connection's writer
@@ -90,10 +91,17 @@ func (sc *serverConn) stopAsyncWriter() {
 // every write returns at once: what the socket does not take is kept, in
 // order, and EndTry reports it; Drain writes it, blocking as a write
 // does. Writes made outside a try first drain what tries left.
+//
+// A try may also hold what it was given, not yet written, so that the
+// frames the serve loop writes in one turn share a system call: Held
+// reports it, and Release (which the serve loop's Flush calls, in a try)
+// writes it as a try would. Writes made outside a try write it first.
 type TryWriter interface {
 	BeginTry()
 	EndTry() (pending bool)
 	Drain() error
+	Held() bool
+	Release() error
 }
 
 // tryWriterOf returns c's TryWriter, if it offers one through a

@@ -180,17 +180,23 @@ func TestWriteHeaderHandsOverTheHeaderMap(t *testing.T) {
 // (TryWriter). With take set it is a socket with room: every write is
 // queued and a pump writes the queue to the pipe. Without it, a try keeps
 // everything, as a socket whose client reads nothing would, and Drain
-// writes it, blocking until the client reads.
+// writes it, blocking until the client reads. With hold set, a try holds
+// what it is given until Release, as combineConn holds corked records.
 type tryPipe struct {
 	net.Conn
 	take bool
+	hold bool
 
-	mu     sync.Mutex
-	trying bool
-	pend   []byte
-	tries  int
-	drains int
-	queue  chan []byte // with take
+	mu       sync.Mutex
+	trying   bool
+	pend     []byte
+	held     []byte
+	tries    int
+	drains   int
+	releases int
+	writes   int         // writes queued, with take
+	maxWrite int         // the largest of them
+	queue    chan []byte // with take
 }
 
 func (c *tryPipe) TryWriter() TryWriter { return c }
@@ -223,10 +229,47 @@ func (c *tryPipe) drainLocked() error {
 	return err
 }
 
+func (c *tryPipe) Held() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.held) > 0
+}
+
+func (c *tryPipe) Release() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.releases++
+	return c.releaseLocked()
+}
+
+func (c *tryPipe) releaseLocked() error {
+	if len(c.held) == 0 {
+		return nil
+	}
+	p := c.held
+	c.held = nil
+	_, err := c.out(p)
+	return err
+}
+
 func (c *tryPipe) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.hold && c.trying && len(c.pend) == 0 {
+		c.held = append(c.held, p...)
+		return len(p), nil
+	}
+	if err := c.releaseLocked(); err != nil {
+		return 0, err
+	}
+	return c.out(p)
+}
+
+// out writes p as the socket would take it.
+func (c *tryPipe) out(p []byte) (int, error) {
 	if c.take {
+		c.writes++
+		c.maxWrite = max(c.maxWrite, len(p))
 		if c.queue == nil {
 			c.queue = make(chan []byte, 1024)
 			go func() {
@@ -258,6 +301,36 @@ func (c *tryPipe) Close() error {
 	}
 	c.mu.Unlock()
 	return c.Conn.Close()
+}
+
+// TestTryWriteHeldFramesShareOneWrite: the DATA frames of one handler
+// write, which the serve loop writes one by one in a turn, are held by the
+// connection and go out together when the loop flushes; the client gets
+// the whole response, so nothing is left held.
+func TestTryWriteHeldFramesShareOneWrite(t *testing.T) {
+	for _, hold := range []bool{false, true} {
+		chunk := bytes.Repeat([]byte("h"), 48<<10)
+		tp := &tryPipe{take: true, hold: hold}
+		rc := serveRawOn(t, func(c net.Conn) net.Conn { tp.Conn = c; return tp }, func(w http.ResponseWriter, r *http.Request) {
+			w.Write(chunk)
+		})
+		rc.get()
+		_, body := rc.response()
+		if body != string(chunk) {
+			t.Fatalf("hold=%v: body %d bytes, want %d", hold, len(body), len(chunk))
+		}
+		tp.mu.Lock()
+		biggest, releases, held := tp.maxWrite, tp.releases, len(tp.held)
+		tp.mu.Unlock()
+		// Held: one write carries the three frames (and the head). Not
+		// held: a write a frame.
+		switch {
+		case hold && (biggest < len(chunk) || releases == 0 || held != 0):
+			t.Errorf("held: largest write %d bytes, %d releases, %d bytes still held; want one write of the whole body", biggest, releases, held)
+		case !hold && biggest > 16<<10+frameHeaderLen:
+			t.Errorf("not held: a write of %d bytes, more than a frame", biggest)
+		}
+	}
 }
 
 func (c *tryPipe) counts() (tries, drains int) {

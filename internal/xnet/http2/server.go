@@ -555,7 +555,16 @@ type stream struct {
 
 func (sc *serverConn) Framer() *Framer  { return sc.framer }
 func (sc *serverConn) CloseConn() error { return sc.conn.Close() }
-func (sc *serverConn) Flush() error     { return sc.bw.Flush() }
+
+// Flush flushes the frame buffer and, sluice, what the connection holds
+// from the turn's tries (TryWriter).
+func (sc *serverConn) Flush() error {
+	err := sc.bw.Flush()
+	if err == nil && sc.tw != nil {
+		err = sc.tw.Release()
+	}
+	return err
+}
 func (sc *serverConn) HeaderEncoder() (*hpack.Encoder, *bytes.Buffer) {
 	return sc.hpackEncoder, &sc.headerWriteBuf
 }
