@@ -10,6 +10,7 @@ import (
 	"os"
 	"reflect"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +24,9 @@ type rawClient struct {
 	t  *testing.T
 	c  net.Conn
 	fr *Framer
+
+	dec    *hpack.Decoder // the connection's, kept from response to response
+	fields map[string]string
 }
 
 // serveRaw starts the server on one end of a pipe and sends the client
@@ -84,7 +88,11 @@ func (rc *rawClient) getOn(id uint32, fields [][2]string) {
 func (rc *rawClient) response() (map[string]string, string) {
 	rc.t.Helper()
 	fields := map[string]string{}
-	dec := hpack.NewDecoder(4096, func(f hpack.HeaderField) { fields[f.Name] = f.Value })
+	rc.fields = fields
+	if rc.dec == nil {
+		rc.dec = hpack.NewDecoder(4096, func(f hpack.HeaderField) { rc.fields[f.Name] = f.Value })
+	}
+	dec := rc.dec
 	var body bytes.Buffer
 	for {
 		f, err := rc.fr.ReadFrame()
@@ -421,4 +429,121 @@ func TestOnClose(t *testing.T) {
 		close(errs)
 	})
 	resetAndCollect(t, rc, registered, ran, errs, "hook", "late")
+}
+
+// handlersOf returns a function that reads sc.curHandlers on its serve
+// loop.
+func handlersOf(sc *serverConn) func() int {
+	return func() int {
+		ch := make(chan int, 1)
+		sc.sendServeMsg(func(sc *serverConn) { ch <- int(sc.curHandlers) })
+		return <-ch
+	}
+}
+
+// A finished handler's last DATA frame is queued without a wait: while
+// the client has read nothing (so no write to the connection can
+// finish), the serve loop already counts the handler done. The body
+// still arrives whole, and the count stays right over more requests
+// (a handler counted twice would wrap it below zero).
+func TestFinishedHandlerDoesNotWaitForLastFrame(t *testing.T) {
+	conns := make(chan *serverConn, 4)
+	body := strings.Repeat("b", 1000)
+	rc := serveRaw(t, func(w http.ResponseWriter, r *http.Request) {
+		conns <- w.(*responseWriter).rws.conn
+		io.WriteString(w, body)
+	})
+	rc.get()
+	handlers := handlersOf(<-conns)
+	deadline := time.Now().Add(5 * time.Second)
+	for handlers() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the finished handler is still counted: it waits for its last frame to be written")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if fields, got := rc.response(); fields[":status"] != "200" || got != body {
+		t.Fatalf("response %v, body of %d bytes %.20q...", fields, len(got), got)
+	}
+	for id := uint32(3); id <= 9; id += 2 {
+		rc.getOn(id, nil)
+		<-conns
+		if _, got := rc.response(); got != body {
+			t.Fatalf("stream %d: body of %d bytes", id, len(got))
+		}
+	}
+	if n := handlers(); n != 0 {
+		t.Errorf("%d handlers counted after 5 finished ones", n)
+	}
+}
+
+// A finished handler's last frame that flow control splits keeps the
+// handler's buffer until its last part is written: the buffer goes back
+// to the pool only then, so the handlers that finish meanwhile (and take
+// buffers from that pool) cannot write over what is still to be sent.
+func TestFinishedHandlerLastFrameSplitByFlowControl(t *testing.T) {
+	const size = 3000
+	done := make(chan struct{}, 8)
+	rc := serveRaw(t, func(w http.ResponseWriter, r *http.Request) {
+		fill := r.URL.Query().Get("fill")
+		io.WriteString(w, strings.Repeat(fill, size))
+		done <- struct{}{}
+	})
+	if err := rc.fr.WriteSettings(Setting{ID: SettingInitialWindowSize, Val: 10}); err != nil {
+		t.Fatal(err)
+	}
+	fills := map[uint32]string{1: "a", 3: "b", 5: "c", 7: "d"}
+	for id := uint32(1); id <= 7; id += 2 {
+		var b bytes.Buffer
+		enc := hpack.NewEncoder(&b)
+		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "example.test"}, {":path", "/?fill=" + fills[id]}} {
+			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		if err := rc.fr.WriteHeaders(HeadersFrameParam{StreamID: id, BlockFragment: b.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bodies := map[uint32]*bytes.Buffer{}
+	ended := 0
+	opened := false
+	for ended < len(fills) {
+		f, err := rc.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("reading: %v", err)
+		}
+		switch f := f.(type) {
+		case *SettingsFrame:
+			if !f.IsAck() {
+				rc.fr.WriteSettingsAck()
+			}
+		case *DataFrame:
+			id := f.Header().StreamID
+			if bodies[id] == nil {
+				bodies[id] = new(bytes.Buffer)
+			}
+			bodies[id].Write(f.Data())
+			if f.StreamEnded() {
+				ended++
+				continue
+			}
+			if !opened {
+				// Let every handler finish before the rest of any
+				// body may go.
+				opened = true
+				for range fills {
+					<-done
+				}
+				for id := range fills {
+					rc.fr.WriteWindowUpdate(id, size)
+				}
+			}
+		case *RSTStreamFrame:
+			t.Fatalf("stream %d reset: %v", f.StreamID, f.ErrCode)
+		}
+	}
+	for id, fill := range fills {
+		if got := bodies[id].String(); got != strings.Repeat(fill, size) {
+			t.Errorf("stream %d: body of %d bytes %.20q..., want %d bytes of %q", id, len(got), got, size, fill)
+		}
+	}
 }

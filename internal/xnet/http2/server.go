@@ -1033,7 +1033,7 @@ var writeDataPool = sync.Pool{
 func (sc *serverConn) writeDataFromHandler(stream *stream, data []byte, endStream bool) error {
 	ch := sc.srv.state.getErrChan()
 	writeArg := writeDataPool.Get().(*writeData)
-	*writeArg = writeData{stream.id, data, endStream}
+	writeArg.streamID, writeArg.p, writeArg.endStream = stream.id, data, endStream
 	err := sc.writeFrameFromHandler(FrameWriteRequest{
 		write:  writeArg,
 		stream: stream,
@@ -1068,6 +1068,56 @@ func (sc *serverConn) writeDataFromHandler(stream *stream, data []byte, endStrea
 		writeDataPool.Put(writeArg)
 	}
 	return err
+}
+
+// writeLastDataFromHandler queues the DATA frame that ends a finished
+// handler's response (sluice) and returns without waiting for it to be
+// written, as writeDataFromHandler does: the handler has nothing left to
+// send, and its goroutine can end instead of being woken once more only
+// to exit. The serve loop counts the handler done when it takes the
+// frame, so runHandler sends no handlerDoneMsg either (rws.handedOver).
+//
+// p is empty or the handler's buffer, rws.bw (the final flush's), which
+// the frame now holds: the handler releases the frame once bufio is done
+// with that buffer (FlushError), the serve loop once the frame is
+// written, and the later of the two pools them. A frame dropped with its
+// stream or connection is never released and is left to the collector.
+func (sc *serverConn) writeLastDataFromHandler(rws *responseWriterState, p []byte) error {
+	wd := writeDataPool.Get().(*writeData)
+	wd.streamID, wd.p, wd.endStream = rws.stream.id, p, true
+	if len(p) > 0 {
+		wd.bw = rws.bw
+	}
+	wd.refs.Store(2)
+	if err := sc.writeFrameFromHandler(FrameWriteRequest{
+		write:  wd,
+		stream: rws.stream,
+		last:   wd,
+	}); err != nil {
+		wd.bw, wd.p = nil, nil
+		return err
+	}
+	if wd.bw != nil {
+		rws.bw = nil
+	}
+	rws.lastData = wd
+	rws.handedOver = true
+	return nil
+}
+
+// release drops one of the two references to a finished handler's last
+// frame (writeLastDataFromHandler); the second gives the handler's buffer
+// and the frame back to their pools.
+func (wd *writeData) release() {
+	if wd.refs.Add(-1) != 0 {
+		return
+	}
+	if bw := wd.bw; bw != nil {
+		bw.Reset(nil)
+		handlerWriterPool.Put(bw)
+	}
+	wd.bw, wd.p = nil, nil
+	writeDataPool.Put(wd)
 }
 
 // writeFrameFromHandler sends wr to sc.wantWriteFrameCh, but aborts
@@ -1141,6 +1191,15 @@ func (sc *serverConn) writeFrame(wr FrameWriteRequest) {
 				panic("wr.done != nil for write100ContinueHeadersFrame")
 			}
 			ignoreWrite = true
+		}
+	}
+
+	if wr.last != nil {
+		// sluice: the handler that sent it has finished (see
+		// writeLastDataFromHandler).
+		sc.handlerDone()
+		if ignoreWrite {
+			wr.last.release()
 		}
 	}
 
@@ -1284,6 +1343,9 @@ func (sc *serverConn) wroteFrame(res frameWriteResult) {
 
 	// Reply (if requested) to unblock the ServeHTTP goroutine.
 	wr.replyToWriter(res.err)
+	if wr.last != nil {
+		wr.last.release()
+	}
 
 	sc.scheduleFrameWrite()
 }
@@ -2367,7 +2429,12 @@ func (sc *serverConn) handlerDone() {
 
 // Run on its own goroutine.
 func (sc *serverConn) runHandler(rw *responseWriter, req *http.Request, handler func(http.ResponseWriter, *http.Request)) {
-	defer sc.sendServeMsg(handlerDoneMsg)
+	counted := false // sluice: the serve loop counted the handler done with its last frame
+	defer func() {
+		if !counted {
+			sc.sendServeMsg(handlerDoneMsg)
+		}
+	}()
 	didPanic := true
 	defer func() {
 		rw.rws.stream.cancelCtx()
@@ -2400,7 +2467,7 @@ func (sc *serverConn) runHandler(rw *responseWriter, req *http.Request, handler 
 			}
 			return
 		}
-		rw.handlerDone()
+		counted = rw.handlerDone()
 	}()
 	handler(rw, req)
 	didPanic = false
@@ -2587,6 +2654,8 @@ type responseWriterState struct {
 	wroteHeader   bool        // WriteHeader called (explicitly or implicitly). Not necessarily sent to user yet.
 	sentHeader    bool        // have we sent the header frame?
 	handlerDone   bool        // handler has finished
+	handedOver    bool        // sluice: the last frame went without a wait (writeLastDataFromHandler)
+	lastData      *writeData  // sluice: that frame, until FlushError releases it
 
 	sentContentLen int64 // non-zero if handler set a Content-Length header
 	wroteBytes     int64
@@ -2732,8 +2801,13 @@ func (rws *responseWriterState) writeChunk(p []byte) (n int, err error) {
 	// server handler.
 	hasNonemptyTrailers := rws.hasNonemptyTrailers()
 	endStream := rws.handlerDone && !hasNonemptyTrailers
-	if len(p) > 0 || endStream {
-		// only send a 0 byte DATA frame if we're ending the stream.
+	if endStream {
+		// sluice: the handler has finished; p is its buffer's final
+		// flush or empty.
+		if err := rws.conn.writeLastDataFromHandler(rws, p); err != nil {
+			return 0, err
+		}
+	} else if len(p) > 0 {
 		if err := rws.conn.writeDataFromHandler(rws.stream, p, endStream); err != nil {
 			return 0, err
 		}
@@ -2871,6 +2945,11 @@ func (w *responseWriter) FlushError() error {
 			default:
 			}
 		}
+	}
+	if wd := rws.lastData; wd != nil {
+		// sluice: bufio is done with the buffer the last frame holds.
+		rws.lastData = nil
+		wd.release()
 	}
 	if rws.bw != nil && rws.bw.Buffered() == 0 {
 		rws.bw.Reset(nil)
@@ -3036,12 +3115,17 @@ func (w *responseWriter) write(lenData int, dataB []byte, dataS string) (n int, 
 	}
 }
 
-func (w *responseWriter) handlerDone() {
+// handlerDone flushes what the finished handler left and reports whether
+// its last frame told the serve loop it is done (sluice: see
+// writeLastDataFromHandler).
+func (w *responseWriter) handlerDone() (counted bool) {
 	rws := w.rws
 	rws.handlerDone = true
 	w.Flush()
+	counted = rws.handedOver
 	w.rws = nil
 	responseWriterStatePool.Put(rws)
+	return counted
 }
 
 var _ http.Pusher = (*responseWriter)(nil)

@@ -5,11 +5,13 @@
 package http2
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"log"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 
 	"github.com/sluiceproxy/sluice/internal/xnet/httpcommon"
 	"golang.org/x/net/http/httpguts"
@@ -100,6 +102,14 @@ type writeData struct {
 	streamID  uint32
 	p         []byte
 	endStream bool
+
+	// sluice: set on a finished handler's last frame, which the handler
+	// does not wait for (writeLastDataFromHandler). bw is the handler's
+	// buffer that p points into; the handler and the connection each
+	// release the frame once done with it, and the second release gives
+	// bw and the frame back to their pools.
+	bw   *bufio.Writer
+	refs atomic.Int32
 }
 
 func (w *writeData) String() string {

@@ -24,6 +24,11 @@ type FrameWriteRequest struct {
 	// 1 message and is sent the return value from write (or an
 	// earlier error) when the frame has been written.
 	done chan error
+
+	// last, if non-nil, marks the last frame of a handler that has
+	// finished (sluice): the serve loop counts the handler done when it
+	// takes the frame, and releases last once the frame is written.
+	last *writeData
 }
 
 // StreamID returns the id of the stream this frame will be written to.
@@ -112,6 +117,7 @@ func (wr FrameWriteRequest) Consume(n int32) (FrameWriteRequest, FrameWriteReque
 				endStream: wd.endStream,
 			},
 			done: wr.done,
+			last: wr.last,
 		}
 		return consumed, rest, 2
 	}
