@@ -1075,11 +1075,11 @@ func (sc *serverConn) writeDataFromHandler(stream *stream, data []byte, endStrea
 // written, as writeDataFromHandler does: the handler has nothing left to
 // send, and its goroutine can end instead of being woken once more only
 // to exit. The serve loop counts the handler done when it takes the
-// frame, so runHandler sends no handlerDoneMsg either (rws.handedOver).
+// frame, so runHandler sends no handlerDoneMsg either (rws.lastData set).
 //
 // p is empty or the handler's buffer, rws.bw (the final flush's), which
 // the frame now holds: the handler releases the frame once bufio is done
-// with that buffer (FlushError), the serve loop once the frame is
+// with that buffer (responseWriter.handlerDone), the serve loop once the frame is
 // written, and the later of the two pools them. A frame dropped with its
 // stream or connection is never released and is left to the collector.
 func (sc *serverConn) writeLastDataFromHandler(rws *responseWriterState, p []byte) error {
@@ -1101,7 +1101,6 @@ func (sc *serverConn) writeLastDataFromHandler(rws *responseWriterState, p []byt
 		rws.bw = nil
 	}
 	rws.lastData = wd
-	rws.handedOver = true
 	return nil
 }
 
@@ -2654,8 +2653,7 @@ type responseWriterState struct {
 	wroteHeader   bool        // WriteHeader called (explicitly or implicitly). Not necessarily sent to user yet.
 	sentHeader    bool        // have we sent the header frame?
 	handlerDone   bool        // handler has finished
-	handedOver    bool        // sluice: the last frame went without a wait (writeLastDataFromHandler)
-	lastData      *writeData  // sluice: that frame, until FlushError releases it
+	lastData      *writeData  // sluice: the last frame, sent without a wait (writeLastDataFromHandler)
 
 	sentContentLen int64 // non-zero if handler set a Content-Length header
 	wroteBytes     int64
@@ -2946,11 +2944,6 @@ func (w *responseWriter) FlushError() error {
 			}
 		}
 	}
-	if wd := rws.lastData; wd != nil {
-		// sluice: bufio is done with the buffer the last frame holds.
-		rws.lastData = nil
-		wd.release()
-	}
 	if rws.bw != nil && rws.bw.Buffered() == 0 {
 		rws.bw.Reset(nil)
 		handlerWriterPool.Put(rws.bw)
@@ -3122,7 +3115,12 @@ func (w *responseWriter) handlerDone() (counted bool) {
 	rws := w.rws
 	rws.handlerDone = true
 	w.Flush()
-	counted = rws.handedOver
+	if wd := rws.lastData; wd != nil {
+		// The flush sent the last frame, and bufio is done with the
+		// buffer it holds.
+		wd.release()
+		counted = true
+	}
 	w.rws = nil
 	responseWriterStatePool.Put(rws)
 	return counted
