@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/sluiceproxy/sluice/internal/xnet/http2"
 )
 
@@ -19,14 +17,14 @@ import (
 // a client sends before net/http and x/net do:
 //
 //	TCP ─ limitListener ─ combineConn ─ tls.Server ─ clientConn ─┬─ h1Filter ─ net/http (HTTP/1.1)
-//	                                                             └─ frameFilter ─ x/net/http2 (ALPN h2)
+//	                                                             └─ x/net/http2 (ALPN h2; internal/xnet)
 //
 // net/http sees a plain connection: for HTTP/1.1 it serves it as usual,
 // and for an "h2" connection it sees the HTTP/2 preface and hands the
 // connection over through TLSNextProto["unencrypted_http2"] (enabled by
-// Protocols.SetUnencryptedHTTP2), which sluice points at x/net with the
-// frame filter. The TLS state is given back to handlers by withTLSState
-// (HTTP/1.1) and by clientConn.ConnectionState (x/net reads it itself).
+// Protocols.SetUnencryptedHTTP2), which sluice points at its copy of
+// x/net's server. The TLS state is given back to handlers by withTLSState
+// (HTTP/1.1) and by h2Conn.ConnectionState (x/net reads it itself).
 // The handshake runs on the first read, under net/http's read header
 // deadline, so a slow handshake costs no accept-loop time.
 
@@ -52,8 +50,8 @@ func newClientConn(c net.Conn, config *tls.Config, maxHead int) *clientConn {
 }
 
 // clientConn is one client's TLS connection. After the handshake it
-// filters HTTP/1.1 requests (h1Filter); HTTP/2 bytes pass unchanged here
-// and are filtered by the frameFilter x/net reads through.
+// filters HTTP/1.1 requests (h1Filter); HTTP/2 bytes pass unchanged to
+// x/net, whose copy in internal/xnet checks what RFC 9113 asks of them.
 //
 // It deliberately has no ConnectionState method: net/http would take the
 // TLS state before the handshake and would not offer its HTTP/2 path.
@@ -150,10 +148,21 @@ func (c *clientConn) SetDeadline(t time.Time) error      { return c.tc.SetDeadli
 func (c *clientConn) SetReadDeadline(t time.Time) error  { return c.tc.SetReadDeadline(t) }
 func (c *clientConn) SetWriteDeadline(t time.Time) error { return c.tc.SetWriteDeadline(t) }
 
-// h2Conn is the clientConn as x/net sees it: with the TLS state.
+// h2Conn is the clientConn as x/net sees it: with the TLS state, and the
+// socket's writes that do not block.
 type h2Conn struct{ *clientConn }
 
 func (c h2Conn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }
+
+// TryWriter gives x/net the connection's writes that do not block, so
+// that its serve loop writes itself rather than through its writer
+// goroutine (http2.TryWriter); nil if the socket could not be reached.
+func (c h2Conn) TryWriter() http2.TryWriter {
+	if c.wc.rc == nil {
+		return nil
+	}
+	return c.wc
+}
 
 type connKey struct{}
 
@@ -191,7 +200,7 @@ func setTLSState(r *http.Request) {
 // the clientConn, wrapped, once it has read the HTTP/2 preface. Only a
 // connection that chose h2 by ALPN gets HTTP/2; prior knowledge over an
 // http/1.1 TLS connection is refused.
-func serveH2(h2s *http2.Server, maxHeaderString uint32, log *zap.Logger) func(*http.Server, *tls.Conn, http.Handler) {
+func serveH2(h2s *http2.Server) func(*http.Server, *tls.Conn, http.Handler) {
 	return func(hs *http.Server, fake *tls.Conn, h http.Handler) {
 		inner, ok := fake.NetConn().(interface{ UnencryptedNetConn() net.Conn })
 		if !ok {
@@ -207,10 +216,7 @@ func serveH2(h2s *http2.Server, maxHeaderString uint32, log *zap.Logger) func(*h
 		if bc, ok := h.(interface{ BaseContext() context.Context }); ok {
 			ctx = bc.BaseContext()
 		}
-		f := newFrameFilter(h2Conn{cc}, maxReadFrameSize, maxHeaderString, log)
-		f.prefaceLeft = 0 // net/http read it
-		f.tw = cc.wc
-		h2s.ServeConn(f, &http2.ServeConnOpts{
+		h2s.ServeConn(h2Conn{cc}, &http2.ServeConnOpts{
 			Context:          ctx,
 			Handler:          h,
 			BaseConfig:       hs,

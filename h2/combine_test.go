@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/sluiceproxy/sluice/internal/xnet/http2"
 	sluicetls "github.com/sluiceproxy/sluice/tls"
 )
 
@@ -363,6 +364,14 @@ func TestClientConnTryThroughTLS(t *testing.T) {
 	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	if c.wc.rc == nil {
 		t.Fatal("no raw socket under the test's connection")
+	}
+	// What serveH2 hands x/net offers this writer (x/net finds it by
+	// this method); without it every large write goes through x/net's
+	// writer goroutine.
+	var x net.Conn = h2Conn{c}
+	tw, ok := x.(interface{ TryWriter() http2.TryWriter })
+	if !ok || tw.TryWriter() != http2.TryWriter(c.wc) {
+		t.Fatal("the connection x/net serves does not offer the combineConn as its TryWriter")
 	}
 	p := payload(3 << 20)
 	c.wc.BeginTry()

@@ -123,7 +123,7 @@ func New(o Options) (*Server, error) {
 	s.https.Protocols = new(http.Protocols)
 	s.https.Protocols.SetHTTP1(true)
 	s.https.Protocols.SetUnencryptedHTTP2(true)
-	s.https.TLSNextProto[nextProtoUnencryptedHTTP2] = serveH2(h2s, uint32(2*l.MaxHeaderBytes+8192), o.Log)
+	s.https.TLSNextProto[nextProtoUnencryptedHTTP2] = serveH2(h2s)
 	s.https.ConnContext = connContext
 	s.https.Handler = withTLSState(o.Handler)
 

@@ -547,3 +547,105 @@ func TestFinishedHandlerLastFrameSplitByFlowControl(t *testing.T) {
 		}
 	}
 }
+
+// nextOn reads frames until stream id is answered: its response head's
+// ":status", or "reset CODE" for an RST_STREAM; a GOAWAY fails the test.
+func (rc *rawClient) nextOn(id uint32) string {
+	rc.t.Helper()
+	if rc.dec == nil {
+		rc.dec = hpack.NewDecoder(4096, func(f hpack.HeaderField) { rc.fields[f.Name] = f.Value })
+	}
+	for {
+		f, err := rc.fr.ReadFrame()
+		if err != nil {
+			rc.t.Fatalf("reading the answer to stream %d: %v", id, err)
+		}
+		switch f := f.(type) {
+		case *SettingsFrame:
+			if !f.IsAck() {
+				rc.fr.WriteSettingsAck()
+			}
+		case *GoAwayFrame:
+			rc.t.Fatalf("connection closed (GOAWAY %v) waiting for stream %d", f.ErrCode, id)
+		case *RSTStreamFrame:
+			if f.StreamID == id {
+				return "reset " + f.ErrCode.String()
+			}
+		case *HeadersFrame:
+			rc.fields = map[string]string{}
+			if _, err := rc.dec.Write(f.HeaderBlockFragment()); err != nil {
+				rc.t.Fatal(err)
+			}
+			if f.StreamID == id {
+				return rc.fields[":status"]
+			}
+		}
+	}
+}
+
+// RFC 9113, 8.2.2: a request with a connection-specific field, or with a
+// TE other than "trailers", is malformed: a stream error of type
+// PROTOCOL_ERROR, not a request for the handler (x/net answered it with a
+// 400). The connection goes on. h2spec 8.1.2.2 checks the same.
+func TestConnectionSpecificFieldIsAStreamError(t *testing.T) {
+	ran := make(chan string, 10)
+	rc := serveRaw(t, func(w http.ResponseWriter, r *http.Request) {
+		ran <- r.Header.Get("Te")
+	})
+	id := uint32(1)
+	for _, c := range []struct {
+		field [2]string
+		want  string
+	}{
+		{[2]string{"connection", "keep-alive"}, "reset PROTOCOL_ERROR"},
+		{[2]string{"keep-alive", "timeout=5"}, "reset PROTOCOL_ERROR"},
+		{[2]string{"proxy-connection", "keep-alive"}, "reset PROTOCOL_ERROR"},
+		{[2]string{"transfer-encoding", "chunked"}, "reset PROTOCOL_ERROR"},
+		{[2]string{"upgrade", "websocket"}, "reset PROTOCOL_ERROR"},
+		{[2]string{"te", "gzip"}, "reset PROTOCOL_ERROR"},
+		{[2]string{"te", "trailers"}, "200"},
+		{[2]string{"x-other", "1"}, "200"},
+	} {
+		rc.getOn(id, [][2]string{c.field})
+		if got := rc.nextOn(id); got != c.want {
+			t.Errorf("%s: %s: got %s, want %s", c.field[0], c.field[1], got, c.want)
+		}
+		id += 2
+	}
+	if len(ran) != 2 {
+		t.Errorf("the handler ran %d times, want 2 (the valid requests only)", len(ran))
+	}
+}
+
+// RFC 9113, 6.5.3: the values of a SETTINGS frame are processed in the
+// order they appear, so a parameter may repeat and the last value holds
+// (x/net closed the connection). Here the stream window ends at 3 bytes
+// after 100, so the response's first DATA frame carries 3.
+func TestRepeatedSettingIsProcessedInOrder(t *testing.T) {
+	rc := serveRaw(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello, world")
+	})
+	if err := rc.fr.WriteSettings(Setting{ID: SettingInitialWindowSize, Val: 100}, Setting{ID: SettingInitialWindowSize, Val: 3}); err != nil {
+		t.Fatal(err)
+	}
+	rc.get()
+	for {
+		f, err := rc.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("reading: %v", err)
+		}
+		switch f := f.(type) {
+		case *GoAwayFrame:
+			t.Fatalf("connection closed (GOAWAY %v)", f.ErrCode)
+		case *SettingsFrame:
+			if !f.IsAck() {
+				rc.fr.WriteSettingsAck()
+			}
+		case *DataFrame:
+			if got := string(f.Data()); got != "hel" {
+				t.Fatalf("first DATA frame %q, want %q (a window of 3)", got, "hel")
+			}
+			return
+		}
+	}
+}

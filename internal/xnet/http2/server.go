@@ -1742,11 +1742,13 @@ func (sc *serverConn) processSettings(f *SettingsFrame) error {
 		}
 		return nil
 	}
-	if f.NumSettings() > 100 || f.HasDuplicates() {
+	// sluice: a parameter may repeat, and the values are processed in
+	// order (RFC 9113, 6.5.3; see ../UPSTREAM.md, 19). x/net hung up on
+	// duplicates.
+	if f.NumSettings() > 100 {
 		// This isn't actually in the spec, but hang up on
-		// suspiciously large settings frames or those with
-		// duplicate entries.
-		return sc.countError("settings_big_or_dups", ConnectionError(ErrCodeProtocol))
+		// suspiciously large settings frames.
+		return sc.countError("settings_big", ConnectionError(ErrCodeProtocol))
 	}
 	if err := f.ForeachSetting(sc.processSetting); err != nil {
 		return err
@@ -2091,8 +2093,6 @@ func (sc *serverConn) processHeaders(f *MetaHeadersFrame) error {
 	if f.Truncated {
 		// Their header list was too long. Send a 431 error.
 		handler = handleHeaderListTooLong
-	} else if err := checkValidHTTP2RequestHeaders(req.Header); err != nil {
-		handler = new400Handler(err)
 	}
 
 	// The net/http package sets the read deadline from the
@@ -2297,6 +2297,12 @@ func (sc *serverConn) newWriterAndRequest(st *stream, f *MetaHeadersFrame) (*res
 	}
 	if rp.Protocol != "" {
 		header.Set(":protocol", rp.Protocol)
+	}
+	// sluice: a connection-specific field, or a TE other than
+	// "trailers", makes the request malformed: a stream error (RFC 9113,
+	// 8.2.2; see ../UPSTREAM.md, 19). x/net answered it with a 400.
+	if !f.Truncated && checkValidHTTP2RequestHeaders(header) != nil {
+		return nil, nil, sc.countError("bad_conn_header", streamError(f.StreamID, ErrCodeProtocol))
 	}
 
 	rw, req, err := sc.newWriterAndRequestNoBody(st, rp)
