@@ -92,3 +92,31 @@ func TestWriteHeadFollowsAccelBuffering(t *testing.T) {
 		ex.finish(&live)
 	}
 }
+
+// releasingWriter records when the handler releases its request, as
+// sluice's HTTP/2 server lets it (internal/xnet's ReleaseRequest).
+type releasingWriter struct {
+	*httptest.ResponseRecorder
+	released      bool
+	headOutBefore bool // the head was written when the request was released
+}
+
+func (w *releasingWriter) ReleaseRequest() {
+	w.released, w.headOutBefore = true, w.ResponseRecorder.Code != 0 && w.ResponseRecorder.Flushed
+}
+
+// TestWriteHeadReleasesRequest: once the head is out (flushed, for a
+// stream), the server is told the handler is done with the request, so
+// that a long stream does not keep it.
+func TestWriteHeadReleasesRequest(t *testing.T) {
+	var live liveSet
+	ex := newExchange(context.Background(), &live, &route{streaming: config.StreamAuto}, httptest.NewRecorder(), time.Now())
+	r := res(-1, "Content-Type", "text/event-stream")
+	r.StatusCode = http.StatusOK
+	w := &releasingWriter{ResponseRecorder: httptest.NewRecorder()}
+	(&Proxy{}).writeHead(ex, w, httptest.NewRequest("GET", "/", nil), &answer{res: r}, &accessInfo{})
+	if !w.released || !w.headOutBefore {
+		t.Errorf("released %v, with the head out and flushed %v; want both", w.released, w.headOutBefore)
+	}
+	ex.finish(&live)
+}

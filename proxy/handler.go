@@ -280,8 +280,13 @@ func (p *Proxy) writeHead(ex *exchange, w http.ResponseWriter, r *http.Request, 
 	} else {
 		flusher = nil
 	}
-	// The head is sent: a quiet stream need not keep its header map.
+	// The head is sent: a quiet stream need not keep its header map, and
+	// sluice's HTTP/2 server need not keep the client's request (it would
+	// until the handler returns); what the access log needs is in ex.line.
 	res.Header = nil
+	if rr, ok := w.(requestReleaser); ok {
+		rr.ReleaseRequest()
+	}
 	if cw == nil {
 		return w, flusher, nil
 	}

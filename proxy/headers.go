@@ -169,6 +169,12 @@ type headerAdopter interface {
 	AdoptHeader(h http.Header) bool
 }
 
+// requestReleaser is a response writer whose server can be told that the
+// handler is done with its request (internal/xnet's ReleaseRequest).
+type requestReleaser interface {
+	ReleaseRequest()
+}
+
 // copyTrailers sets the upstream's trailers, known once its body has been
 // read to the end, on the client response. If the upstream sent trailers
 // it had not announced (announced counts those it had), all of them go out

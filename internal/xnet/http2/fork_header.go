@@ -24,3 +24,17 @@ func (w *responseWriter) AdoptHeader(h http.Header) bool {
 	rws.handlerHeader = h
 	return true
 }
+
+// ReleaseRequest drops the writer's reference to the handler's request
+// (see ../UPSTREAM.md, change 7). x/net keeps the request — its struct,
+// URL and header map, about 800 bytes — until the handler returns; a
+// handler that is done with it (sluice's, once the response head is out)
+// lets it go here, so that a stream that lasts hours does not keep it.
+// After it, Push fails, and the files of a multipart form the handler
+// parsed are the handler's to remove (x/net removes them when the handler
+// returns).
+func (w *responseWriter) ReleaseRequest() {
+	if rws := w.rws; rws != nil {
+		rws.req = nil
+	}
+}

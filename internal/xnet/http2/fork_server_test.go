@@ -281,9 +281,9 @@ func resetAndCollect(t *testing.T, rc *rawClient, registered <-chan struct{}, ra
 	}
 }
 
-// A handler that lets its request go while its stream stays open (as
+// A handler that releases its request while its stream stays open (as
 // sluice's does once the response head is out) lets the request be
-// collected: the server keeps only weak references to it.
+// collected: the server keeps no other reference to it. Push then fails.
 func TestServerDoesNotKeepTheRequest(t *testing.T) {
 	collected := make(chan struct{})
 	release := make(chan struct{})
@@ -291,7 +291,11 @@ func TestServerDoesNotKeepTheRequest(t *testing.T) {
 		runtime.AddCleanup(r, func(ch chan struct{}) { close(ch) }, collected)
 		w.WriteHeader(http.StatusOK)
 		w.(http.Flusher).Flush()
+		w.(interface{ ReleaseRequest() }).ReleaseRequest()
 		r = nil
+		if err := w.(http.Pusher).Push("/other", nil); err == nil || !strings.Contains(err.Error(), "released") {
+			t.Errorf("Push after the request was released: %v, want the error that says so", err)
+		}
 		<-release
 	})
 	rc.get()

@@ -47,7 +47,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"weak"
 
 	"github.com/sluiceproxy/sluice/internal/xnet/httpcommon"
 	"golang.org/x/net/http/httpguts"
@@ -2368,7 +2367,7 @@ func (sc *serverConn) newResponseWriter(st *stream, req *http.Request) *response
 	*rws = responseWriterState{} // zero all the fields
 	rws.conn = sc
 	rws.stream = st
-	rws.req = weak.Make(req)
+	rws.req = req
 	rws.isHead = req.Method == "HEAD"
 	return &responseWriter{rws: rws}
 }
@@ -2449,12 +2448,12 @@ func (sc *serverConn) runHandler(rw *responseWriter, req *http.Request, handler 
 			// control for the request body.)
 			b.Close()
 		}
-		// Only the writer's weak reference outlives the handler call, so
-		// that a handler that lets the request go (sluice's, once the
-		// response head is out) does not keep it for the life of a long
-		// stream. One that parsed a multipart form keeps the request, and
-		// its files go as before.
-		if req := rw.rws.req.Value(); req != nil && req.MultipartForm != nil {
+		// Only the writer's reference outlives the handler call, so that
+		// a handler that releases the request (sluice's, once the
+		// response head is out: ReleaseRequest) does not keep it for the
+		// life of a long stream. A multipart form's files are then the
+		// handler's to remove.
+		if req := rw.rws.req; req != nil && req.MultipartForm != nil {
 			req.MultipartForm.RemoveAll()
 		}
 		if didPanic {
@@ -2644,7 +2643,7 @@ var (
 type responseWriterState struct {
 	// immutable within a request:
 	stream *stream
-	req    weak.Pointer[http.Request] // weak: a long stream need not keep the request
+	req    *http.Request // nil once the handler released it (ReleaseRequest)
 	isHead bool
 	conn   *serverConn
 
@@ -3156,9 +3155,9 @@ func (w *responseWriter) Push(target string, opts *http.PushOptions) error {
 	if opts.Header == nil {
 		opts.Header = http.Header{}
 	}
-	req := w.rws.req.Value()
+	req := w.rws.req
 	if req == nil {
-		return errors.New("http2: push after the handler let its request go")
+		return errors.New("http2: push after the handler released its request")
 	}
 	wantScheme := "http"
 	if req.TLS != nil {
