@@ -2,6 +2,7 @@ package http2
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -39,6 +40,17 @@ func serveRaw(t *testing.T, h http.HandlerFunc) *rawClient {
 // serveRawOn is serveRaw with the server's end of the pipe wrapped.
 func serveRawOn(t *testing.T, wrap func(net.Conn) net.Conn, h http.HandlerFunc) *rawClient {
 	t.Helper()
+	return serveRawWith(t, wrap, nil, h)
+}
+
+// serveRawCtx is serveRaw with ctx as the connection's context.
+func serveRawCtx(t *testing.T, ctx context.Context, h http.HandlerFunc) *rawClient {
+	t.Helper()
+	return serveRawWith(t, nil, ctx, h)
+}
+
+func serveRawWith(t *testing.T, wrap func(net.Conn) net.Conn, ctx context.Context, h http.HandlerFunc) *rawClient {
+	t.Helper()
 	c, s := net.Pipe()
 	if wrap != nil {
 		s = wrap(s)
@@ -47,7 +59,7 @@ func serveRawOn(t *testing.T, wrap func(net.Conn) net.Conn, h http.HandlerFunc) 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		srv.ServeConn(s, &ServeConnOpts{Handler: h})
+		srv.ServeConn(s, &ServeConnOpts{Handler: h, Context: ctx})
 	}()
 	t.Cleanup(func() {
 		c.Close()
@@ -651,5 +663,125 @@ func TestRepeatedSettingIsProcessedInOrder(t *testing.T) {
 			}
 			return
 		}
+	}
+}
+
+type ctxKey struct{}
+
+// The request's context (change 20, a stream context without
+// context.WithCancel) behaves as x/net's: values come from the
+// connection's context; it is live while the handler runs; a client's
+// RST_STREAM ends it, and with it Done, Err, contexts derived from it and
+// context.AfterFunc hooks, while a stopped hook does not run; the
+// connection's context ending ends it too; once the handler returns it
+// is done.
+func TestStreamContext(t *testing.T) {
+	connCtx, cancelConn := context.WithCancel(context.WithValue(context.Background(), ctxKey{}, "conn value"))
+	defer cancelConn()
+	type seen struct {
+		value        any
+		errBefore    error
+		done, derive bool
+		hookRan      bool
+		stoppedRan   bool
+		errAfter     error
+		cause        error
+	}
+	results := make(chan seen, 2)
+	started := make(chan context.Context, 2)
+	rc := serveRawCtx(t, connCtx, func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		var s seen
+		s.value, s.errBefore = ctx.Value(ctxKey{}), ctx.Err()
+		derived, cancel := context.WithCancel(ctx)
+		defer cancel()
+		hook := make(chan struct{})
+		context.AfterFunc(ctx, func() { close(hook) })
+		stoppedRan := make(chan struct{})
+		stop := context.AfterFunc(ctx, func() { close(stoppedRan) })
+		if !stop() {
+			t.Error("stop of a registered hook reported false")
+		}
+		started <- ctx
+		select {
+		case <-ctx.Done():
+			s.done = true
+		case <-time.After(5 * time.Second):
+		}
+		select {
+		case <-derived.Done():
+			s.derive = true
+		case <-time.After(5 * time.Second):
+		}
+		select {
+		case <-hook:
+			s.hookRan = true
+		case <-time.After(5 * time.Second):
+		}
+		select {
+		case <-stoppedRan:
+			s.stoppedRan = true
+		case <-time.After(20 * time.Millisecond):
+		}
+		s.errAfter, s.cause = ctx.Err(), context.Cause(ctx)
+		results <- s
+	})
+
+	// Stream 1 ends by the client's reset.
+	rc.getOn(1, nil)
+	ctx1 := <-started
+	if err := rc.fr.WriteRSTStream(1, ErrCodeCancel); err != nil {
+		t.Fatal(err)
+	}
+	s := <-results
+	want := seen{value: "conn value", done: true, derive: true, hookRan: true, errAfter: context.Canceled, cause: context.Canceled}
+	if s != want {
+		t.Errorf("reset stream: %+v, want %+v", s, want)
+	}
+
+	// Stream 3 ends by the connection's context.
+	rc.getOn(3, nil)
+	<-started
+	cancelConn()
+	s = <-results
+	if s != want {
+		t.Errorf("connection context cancelled: %+v, want %+v", s, want)
+	}
+	if err := ctx1.Err(); err != context.Canceled {
+		t.Errorf("after the handler returned, Err() = %v", err)
+	}
+	select {
+	case <-ctx1.Done():
+	default:
+		t.Error("after the handler returned, Done() is open")
+	}
+}
+
+// A handler that never waits on its context (sluice's) registers nothing
+// with the connection's: its stream context ends with the handler, and
+// Err says so though the connection lives on.
+func TestStreamContextUnwatched(t *testing.T) {
+	got := make(chan context.Context, 1)
+	rc := serveRaw(t, func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Context()
+	})
+	rc.get()
+	if _, body := rc.response(); body != "" {
+		t.Fatalf("body %q", body)
+	}
+	ctx := <-got
+	sc := ctx.(*streamContext)
+	sc.mu.Lock()
+	registered := sc.stop != nil || sc.done != nil
+	sc.mu.Unlock()
+	if registered {
+		t.Error("an unwatched stream context made a Done channel or registered with its parent")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if ctx.Err() != context.Canceled {
+		t.Errorf("Err() = %v after the handler returned", ctx.Err())
 	}
 }

@@ -526,13 +526,12 @@ func (sc *serverConn) curOpenStreams() uint32 {
 // responseWriter's state field.
 type stream struct {
 	// immutable:
-	sc        *serverConn
-	id        uint32
-	body      *pipe // non-nil if expecting DATA frames
-	reqBody   *requestBody
-	cw        closeWaiter // closed wait stream transitions to closed state
-	ctx       context.Context
-	cancelCtx func()
+	sc      *serverConn
+	id      uint32
+	body    *pipe // non-nil if expecting DATA frames
+	reqBody *requestBody
+	cw      closeWaiter   // closed wait stream transitions to closed state
+	ctx     streamContext // sluice: the request's; cancelled by cancelCtx (see ../UPSTREAM.md, 20)
 
 	// owned by serverConn's serve loop:
 	bodyBytes        int64   // body bytes seen so far
@@ -2209,14 +2208,12 @@ func (sc *serverConn) newStream(id, pusherID uint32, state streamState, priority
 		panic("internal error: cannot create stream with id 0")
 	}
 
-	ctx, cancelCtx := context.WithCancel(sc.baseCtx)
 	st := &stream{
-		sc:        sc,
-		id:        id,
-		state:     state,
-		ctx:       ctx,
-		cancelCtx: cancelCtx,
+		sc:    sc,
+		id:    id,
+		state: state,
 	}
+	st.ctx.parent = sc.baseCtx
 	st.cw.Init()
 	st.flow.conn = &sc.flow // link to conn-level counter
 	st.inflow.init(sc.initialStreamRecvWindowSize)
@@ -2357,7 +2354,7 @@ func (sc *serverConn) newWriterAndRequestNoBody(st *stream, rp httpcommon.Server
 		Host:       rp.Authority,
 		Body:       st.reqBody,
 		Trailer:    res.Trailer,
-	}).WithContext(st.ctx)
+	}).WithContext(&st.ctx)
 	rw := sc.newResponseWriter(st, req)
 	return rw, req, nil
 }
