@@ -785,3 +785,102 @@ func TestStreamContextUnwatched(t *testing.T) {
 		t.Errorf("Err() = %v after the handler returned", ctx.Err())
 	}
 }
+
+// Change 21: the server's Framer reuses its HEADERS frames and their
+// field array. Reading a header block the decoder has seen (every field
+// indexed) then allocates nothing; x/net made a HeadersFrame, a
+// MetaHeadersFrame and a field array for each.
+func TestServerFramerReusesHeaderFrames(t *testing.T) {
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	var wire bytes.Buffer
+	wfr := NewFramer(&wire, nil)
+	for id := uint32(1); id < 400; id += 2 {
+		block.Reset()
+		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "example.test"}, {":path", "/x"}, {"user-agent", "test"}, {"accept", "*/*"}} {
+			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		if err := wfr.WriteHeaders(HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fr := NewFramer(nil, &wire)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	fr.SetReuseFrames()
+	read := func() {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mh := f.(*MetaHeadersFrame); mh.PseudoValue("path") != "/x" || len(mh.RegularFields()) != 2 {
+			t.Fatalf("decoded %v", mh.Fields)
+		}
+	}
+	read() // the first block fills the dynamic table
+	if allocs := testing.AllocsPerRun(100, read); allocs != 0 {
+		t.Errorf("%.1f allocations per header block read, want 0", allocs)
+	}
+}
+
+// With the frames and the field array reused, each request still gets
+// exactly its own fields: a short block after a long one (past the array
+// a Framer keeps), and trailers after a request's headers.
+func TestReusedHeaderFramesKeepRequestsApart(t *testing.T) {
+	got := make(chan http.Header, 4)
+	rc := serveRaw(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		h := r.Header.Clone()
+		for k, v := range r.Trailer {
+			h["Trailer-"+k] = v
+		}
+		got <- h
+	})
+	var many [][2]string
+	for i := range 70 {
+		many = append(many, [2]string{fmt.Sprintf("x-%d", i), fmt.Sprint(i)})
+	}
+	cases := []struct {
+		fields [][2]string
+		want   http.Header
+	}{
+		{[][2]string{{"a", "1"}, {"b", "2"}}, http.Header{"A": {"1"}, "B": {"2"}}},
+		{many, nil},
+		{[][2]string{{"c", "3"}}, http.Header{"C": {"3"}}},
+	}
+	for i, c := range cases {
+		rc.getOn(uint32(2*i+1), c.fields)
+		h := <-got
+		want := c.want
+		if want == nil {
+			want = http.Header{}
+			for _, f := range many {
+				want[http.CanonicalHeaderKey(f[0])] = []string{f[1]}
+			}
+		}
+		if !reflect.DeepEqual(h, want) {
+			t.Errorf("request %d: header %v, want %v", i, h, want)
+		}
+	}
+	// A request with a body and trailers: HEADERS, DATA, HEADERS.
+	var b bytes.Buffer
+	enc := hpack.NewEncoder(&b)
+	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", "example.test"}, {":path", "/"}, {"trailer", "x-sum"}, {"d", "4"}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	if err := rc.fr.WriteHeaders(HeadersFrameParam{StreamID: 7, BlockFragment: b.Bytes(), EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.fr.WriteData(7, false, []byte("body")); err != nil {
+		t.Fatal(err)
+	}
+	b.Reset()
+	enc.WriteField(hpack.HeaderField{Name: "x-sum", Value: "42"})
+	if err := rc.fr.WriteHeaders(HeadersFrameParam{StreamID: 7, BlockFragment: b.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	h := <-got
+	want := http.Header{"D": {"4"}, "Trailer-X-Sum": {"42"}} // the Trailer field becomes r.Trailer
+	if !reflect.DeepEqual(h, want) {
+		t.Errorf("request with trailers: header %v, want %v", h, want)
+	}
+}

@@ -437,6 +437,39 @@ func (fr *Framer) SetReuseFrames() {
 
 type frameCache struct {
 	dataFrame DataFrame
+
+	// sluice: a server's HEADERS frames are reused too, and the decoded
+	// fields' array with them (see ../UPSTREAM.md, 21).
+	headersFrame HeadersFrame
+	metaFrame    MetaHeadersFrame
+}
+
+// maxReusedFields bounds the field array a Framer keeps between header
+// blocks: a rare block with many fields should not leave its array
+// behind for the life of the connection.
+const maxReusedFields = 64
+
+func (fc *frameCache) getHeadersFrame() *HeadersFrame {
+	if fc == nil {
+		return &HeadersFrame{}
+	}
+	fc.headersFrame = HeadersFrame{}
+	return &fc.headersFrame
+}
+
+// getMetaFrame returns a MetaHeadersFrame for hf whose Fields is empty,
+// with room for a typical request's fields.
+func (fc *frameCache) getMetaFrame(hf *HeadersFrame) *MetaHeadersFrame {
+	if fc == nil {
+		return &MetaHeadersFrame{HeadersFrame: hf, Fields: make([]hpack.HeaderField, 0, 8)}
+	}
+	fields := fc.metaFrame.Fields
+	clear(fields) // the last block's strings
+	if cap(fields) == 0 || cap(fields) > maxReusedFields {
+		fields = make([]hpack.HeaderField, 0, 8)
+	}
+	fc.metaFrame = MetaHeadersFrame{HeadersFrame: hf, Fields: fields[:0]}
+	return &fc.metaFrame
 }
 
 func (fc *frameCache) getDataFrame() *DataFrame {
@@ -1072,10 +1105,9 @@ func (f *HeadersFrame) HasPriority() bool {
 	return f.FrameHeader.Flags.Has(FlagHeadersPriority)
 }
 
-func parseHeadersFrame(_ *frameCache, fh FrameHeader, countError func(string), p []byte) (_ Frame, err error) {
-	hf := &HeadersFrame{
-		FrameHeader: fh,
-	}
+func parseHeadersFrame(fc *frameCache, fh FrameHeader, countError func(string), p []byte) (_ Frame, err error) {
+	hf := fc.getHeadersFrame() // sluice: reused (see ../UPSTREAM.md, 21)
+	hf.FrameHeader = fh
 	if fh.StreamID == 0 {
 		// HEADERS frames MUST be associated with a stream. If a HEADERS frame
 		// is received whose stream identifier field is 0x0, the recipient MUST
@@ -1713,12 +1745,10 @@ func (fr *Framer) readMetaFrame(hf *HeadersFrame) (Frame, error) {
 	if fr.AllowIllegalReads {
 		return nil, errors.New("illegal use of AllowIllegalReads with ReadMetaHeaders")
 	}
-	mh := &MetaHeadersFrame{
-		HeadersFrame: hf,
-		// sluice: room for a typical request's fields at once, instead
-		// of growing through 1, 2, 4 and 8 (see ../UPSTREAM.md, 13).
-		Fields: make([]hpack.HeaderField, 0, 8),
-	}
+	// sluice: room for a typical request's fields at once, instead of
+	// growing through 1, 2, 4 and 8 (see ../UPSTREAM.md, 13), and the
+	// frame and its array reused when the Framer reuses frames (21).
+	mh := fr.frameCache.getMetaFrame(hf)
 	// sluice: the emit function and its state live in the Framer, made
 	// once, instead of a closure and four escaping variables per header
 	// block (see ../UPSTREAM.md, 13).

@@ -334,6 +334,9 @@ func (s *Server) serveConn(c net.Conn, opts *ServeConnOpts, newf func(*serverCon
 	fr.ReadMetaHeaders = hpack.NewDecoder(conf.MaxDecoderHeaderTableSize, nil)
 	fr.MaxHeaderListSize = sc.maxHeaderListSize()
 	fr.SetMaxReadFrameSize(conf.MaxReadFrameSize)
+	// sluice: a frame is done with before readMore lets the reader go on,
+	// so the reader's frames are reused (see ../UPSTREAM.md, 21).
+	fr.SetReuseFrames()
 	sc.framer = fr
 
 	if tc, ok := c.(connectionStater); ok {
