@@ -536,6 +536,12 @@ type stream struct {
 	cw      closeWaiter   // closed wait stream transitions to closed state
 	ctx     streamContext // sluice: the request's; cancelled by cancelCtx (see ../UPSTREAM.md, 20)
 
+	// sluice: the request body and the response writer live in the
+	// stream rather than in allocations of their own (see
+	// ../UPSTREAM.md, 22); reqBody and the handler's writer point here.
+	reqBodyState requestBody
+	writer       responseWriter
+
 	// owned by serverConn's serve loop:
 	bodyBytes        int64   // body bytes seen so far
 	declBodyBytes    int64   // or -1 if undeclared
@@ -2339,11 +2345,12 @@ func (sc *serverConn) newWriterAndRequestNoBody(st *stream, rp httpcommon.Server
 		return nil, nil, sc.countError(res.InvalidReason, streamError(st.id, ErrCodeProtocol))
 	}
 
-	st.reqBody = &requestBody{
+	st.reqBodyState = requestBody{
 		conn:          sc,
 		stream:        st,
 		needsContinue: res.NeedsContinue,
 	}
+	st.reqBody = &st.reqBodyState
 	req := (&http.Request{
 		Method:     rp.Method,
 		URL:        res.URL,
@@ -2369,7 +2376,8 @@ func (sc *serverConn) newResponseWriter(st *stream, req *http.Request) *response
 	rws.stream = st
 	rws.req = req
 	rws.isHead = req.Method == "HEAD"
-	return &responseWriter{rws: rws}
+	st.writer = responseWriter{rws: rws}
+	return &st.writer
 }
 
 type unstartedHandler struct {
