@@ -83,7 +83,9 @@ func appendHead(b []byte, req *http.Request) ([]byte, error) {
 
 // appendFields appends the request's own header fields.
 func appendFields(b []byte, req *http.Request) ([]byte, error) {
-	keys := make([]string, 0, len(req.Header))
+	// On the stack for a typical request's fields.
+	var room [32]string
+	keys := room[:0]
 	for k := range req.Header {
 		switch k {
 		case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
