@@ -191,8 +191,8 @@ func (s *Server) serveOn(sl *slot, ln *trackedListener) {
 		var err error
 		if sl.tls {
 			// TLS is terminated below net/http (clientconn.go), so the
-			// HTTP/1.1 head filter and the HTTP/2 frame filter see the
-			// bytes before net/http and x/net do.
+			// HTTP/1.1 head filter sees the bytes before net/http does,
+			// and HTTP/2 goes to sluice's copy of x/net's server.
 			err = sl.srv.Serve(&tlsListener{Listener: ln, config: sl.srv.TLSConfig, maxHead: int(s.limits.MaxHeaderBytes) + 4096})
 		} else {
 			err = sl.srv.Serve(ln)

@@ -118,8 +118,8 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("configuring HTTP/2: %w", err)
 	}
 	// TLS is terminated below net/http (clientConn): HTTP/2 reaches it as
-	// "unencrypted" HTTP/2 after ALPN h2, and goes to x/net through the
-	// frame filter.
+	// "unencrypted" HTTP/2 after ALPN h2, and goes to the server in
+	// internal/xnet (serveH2).
 	s.https.Protocols = new(http.Protocols)
 	s.https.Protocols.SetHTTP1(true)
 	s.https.Protocols.SetUnencryptedHTTP2(true)
