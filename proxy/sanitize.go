@@ -40,9 +40,15 @@ func checkRequest(l requestLimits, protoMajor int, host, uri string, h http.Head
 	if l.maxURILength > 0 && len(uri) > l.maxURILength {
 		return refusal{http.StatusRequestURITooLong, "uri longer than server.max_uri_length"}, false
 	}
+	// One walk of the map counts the fields and finds the first malformed
+	// one; the count, then the host, are still reported before it.
 	count := 0
-	for _, vv := range h {
+	var malformed refusal
+	for name, vv := range h {
 		count += len(vv)
+		if malformed.status == 0 {
+			malformed = checkField(l, protoMajor, name, vv)
+		}
 	}
 	if l.maxHeaderCount > 0 && count > l.maxHeaderCount {
 		return refusal{http.StatusRequestHeaderFieldsTooLarge, "more header fields than server.max_header_count"}, false
@@ -50,26 +56,8 @@ func checkRequest(l requestLimits, protoMajor int, host, uri string, h http.Head
 	if !validHost(host) {
 		return refusal{http.StatusBadRequest, "invalid host"}, false
 	}
-	for name, vv := range h {
-		if name == ":protocol" && protoMajor >= 2 {
-			// RFC 8441 extended CONNECT: x/net hands the pseudo-header
-			// over in the header map; proxy/connect.go reads it.
-			continue
-		}
-		if !httpguts.ValidHeaderFieldName(name) {
-			return refusal{http.StatusBadRequest, "invalid header name"}, false
-		}
-		if !l.allowUnderscores && strings.IndexByte(name, '_') >= 0 {
-			// WSGI and PHP map '-' and '_' both to '_': "X_Forwarded_For"
-			// would pose as "X-Forwarded-For" (nginx ignores such headers
-			// by default for the same reason).
-			return refusal{http.StatusBadRequest, "underscore in header name"}, false
-		}
-		for _, v := range vv {
-			if !httpguts.ValidHeaderFieldValue(v) {
-				return refusal{http.StatusBadRequest, "invalid header value"}, false
-			}
-		}
+	if malformed.status != 0 {
+		return malformed, false
 	}
 	if hosts, ok := h["Host"]; ok {
 		// RFC 9113 8.3.1: a Host field must equal :authority. HTTP/1.1
@@ -83,6 +71,31 @@ func checkRequest(l requestLimits, protoMajor int, host, uri string, h http.Head
 		return refusal{http.StatusBadRequest, "missing :authority"}, false
 	}
 	return refusal{}, true
+}
+
+// checkField returns why a header field is malformed, or the zero
+// refusal if it is not.
+func checkField(l requestLimits, protoMajor int, name string, vv []string) refusal {
+	if name == ":protocol" && protoMajor >= 2 {
+		// RFC 8441 extended CONNECT: x/net hands the pseudo-header over
+		// in the header map; proxy/connect.go reads it.
+		return refusal{}
+	}
+	if !httpguts.ValidHeaderFieldName(name) {
+		return refusal{http.StatusBadRequest, "invalid header name"}
+	}
+	if !l.allowUnderscores && strings.IndexByte(name, '_') >= 0 {
+		// WSGI and PHP map '-' and '_' both to '_': "X_Forwarded_For"
+		// would pose as "X-Forwarded-For" (nginx ignores such headers by
+		// default for the same reason).
+		return refusal{http.StatusBadRequest, "underscore in header name"}
+	}
+	for _, v := range vv {
+		if !httpguts.ValidHeaderFieldValue(v) {
+			return refusal{http.StatusBadRequest, "invalid header value"}
+		}
+	}
+	return refusal{}
 }
 
 // validHost accepts what may be a host with an optional port: no

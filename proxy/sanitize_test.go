@@ -50,6 +50,26 @@ func TestCheckRequest(t *testing.T) {
 	}
 }
 
+// A request that breaks several rules is refused for the first of: the
+// count of fields, the host, a malformed field (one walk of the map finds
+// the count and the malformed field together).
+func TestCheckRequestReportsInOrder(t *testing.T) {
+	for _, tc := range []struct {
+		host   string
+		header http.Header
+		reason string
+	}{
+		{"a", http.Header{"A b": {"1", "2", "3"}, "B": {"1", "2", "3"}}, "more header fields than server.max_header_count"},
+		{"a b", http.Header{"A b": {"1"}}, "invalid host"},
+		{"a", http.Header{"A": {"x\x00"}}, "invalid header value"},
+	} {
+		why, ok := checkRequest(testLimits, 2, tc.host, "/", tc.header)
+		if ok || why.reason != tc.reason {
+			t.Errorf("host %q, header %v: refused %v (%q), want %q", tc.host, tc.header, !ok, why.reason, tc.reason)
+		}
+	}
+}
+
 // FuzzCheckRequest feeds arbitrary header blocks, hosts and targets to
 // the sanitiser and checks that whatever it lets through is clean.
 func FuzzCheckRequest(f *testing.F) {
