@@ -95,16 +95,24 @@ func (rc *rawClient) getOn(id uint32, fields [][2]string) {
 	}
 }
 
+// decode decodes a HEADERS frame's block into rc.fields with the
+// connection's decoder, which is kept from frame to frame as HPACK needs.
+func (rc *rawClient) decode(f *HeadersFrame) {
+	rc.t.Helper()
+	if rc.dec == nil {
+		rc.dec = hpack.NewDecoder(4096, func(f hpack.HeaderField) { rc.fields[f.Name] = f.Value })
+	}
+	if _, err := rc.dec.Write(f.HeaderBlockFragment()); err != nil {
+		rc.t.Fatal(err)
+	}
+}
+
 // response reads frames until stream 1 ends and returns its header
 // fields (":status" included) and body.
 func (rc *rawClient) response() (map[string]string, string) {
 	rc.t.Helper()
 	fields := map[string]string{}
 	rc.fields = fields
-	if rc.dec == nil {
-		rc.dec = hpack.NewDecoder(4096, func(f hpack.HeaderField) { rc.fields[f.Name] = f.Value })
-	}
-	dec := rc.dec
 	var body bytes.Buffer
 	for {
 		f, err := rc.fr.ReadFrame()
@@ -117,9 +125,7 @@ func (rc *rawClient) response() (map[string]string, string) {
 				rc.fr.WriteSettingsAck()
 			}
 		case *HeadersFrame:
-			if _, err := dec.Write(f.HeaderBlockFragment()); err != nil {
-				rc.t.Fatal(err)
-			}
+			rc.decode(f)
 			if f.StreamEnded() {
 				return fields, body.String()
 			}
@@ -568,9 +574,6 @@ func TestFinishedHandlerLastFrameSplitByFlowControl(t *testing.T) {
 // ":status", or "reset CODE" for an RST_STREAM; a GOAWAY fails the test.
 func (rc *rawClient) nextOn(id uint32) string {
 	rc.t.Helper()
-	if rc.dec == nil {
-		rc.dec = hpack.NewDecoder(4096, func(f hpack.HeaderField) { rc.fields[f.Name] = f.Value })
-	}
 	for {
 		f, err := rc.fr.ReadFrame()
 		if err != nil {
@@ -589,9 +592,7 @@ func (rc *rawClient) nextOn(id uint32) string {
 			}
 		case *HeadersFrame:
 			rc.fields = map[string]string{}
-			if _, err := rc.dec.Write(f.HeaderBlockFragment()); err != nil {
-				rc.t.Fatal(err)
-			}
+			rc.decode(f)
 			if f.StreamID == id {
 				return rc.fields[":status"]
 			}
