@@ -195,6 +195,7 @@ type tryPipe struct {
 	drains   int
 	releases int
 	writes   int         // writes queued, with take
+	writers  []uint64    // the goroutine of each Write
 	maxWrite int         // the largest of them
 	queue    chan []byte // with take
 }
@@ -253,8 +254,10 @@ func (c *tryPipe) releaseLocked() error {
 }
 
 func (c *tryPipe) Write(p []byte) (int, error) {
+	g := curGoroutineID()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.writers = append(c.writers, g)
 	if c.hold && c.trying && len(c.pend) == 0 {
 		c.held = append(c.held, p...)
 		return len(p), nil

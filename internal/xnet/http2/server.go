@@ -46,6 +46,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluiceproxy/sluice/internal/xnet/httpcommon"
@@ -401,6 +402,10 @@ func (s *Server) serveConn(c net.Conn, opts *ServeConnOpts, newf func(*serverCon
 		hook(sc)
 	}
 
+	// sluice: from here on this goroutine runs the serve loop's code
+	// (fork_direct.go); serveMu is never unlocked once serve returns. An
+	// h2c upgrade starts its handler before serve.
+	sc.serveMu.Lock()
 	if opts.UpgradeRequest != nil {
 		sc.upgradeRequest(opts.UpgradeRequest)
 		opts.UpgradeRequest = nil
@@ -439,6 +444,11 @@ type serverConn struct {
 	writeSched       WriteScheduler
 	countErrorFunc   func(errType string)
 
+	// sluice: held by whoever runs the serve loop's code: the serve
+	// goroutine outside its select, or a handler in writeDataDirect
+	// (fork_direct.go; ../UPSTREAM.md, 23).
+	serveMu sync.Mutex
+
 	// Everything following is owned by the serve loop; use serveG.check():
 	serveG                      goroutineLock // used to verify funcs are on serve()
 	pushEnabled                 bool
@@ -467,6 +477,7 @@ type serverConn struct {
 	writingFrame                bool              // started writing a frame (on serve goroutine or separate)
 	writingFrameAsync           bool              // started a frame on its own goroutine but haven't heard back on wroteFrameCh
 	yieldedBeforeFlush          bool              // sluice: yielded once since the last flush (scheduleFrameWrite)
+	handlerWriting              bool              // sluice: a handler runs the loop's code (writeDataDirect): no yield
 	asyncWrites                 chan asyncWrite   // sluice: to the writer goroutine (fork_write.go); nil until the first async write
 	tw                          TryWriter         // sluice: conn's writes that do not block (fork_write.go); nil if it has none
 	needsFrameFlush             bool              // last frame write wasn't a flush
@@ -541,6 +552,10 @@ type stream struct {
 	// ../UPSTREAM.md, 22); reqBody and the handler's writer point here.
 	reqBodyState requestBody
 	writer       responseWriter
+
+	// sluice: frames the handler sent to wantWriteFrameCh that the serve
+	// loop's code has not yet taken (fork_direct.go).
+	handedOver atomic.Int32
 
 	// owned by serverConn's serve loop:
 	bodyBytes        int64   // body bytes seen so far
@@ -792,7 +807,7 @@ func (sc *serverConn) notePanic() {
 }
 
 func (sc *serverConn) serve(conf http2Config) {
-	sc.serveG.check()
+	sc.serveG.check() // sluice: with serveMu held (fork_direct.go)
 	defer sc.notePanic()
 	defer sc.conn.Close()
 	defer sc.closeAllStreamsOnConnClose()
@@ -859,16 +874,17 @@ func (sc *serverConn) serve(conf http2Config) {
 	loopNum := 0
 	for {
 		loopNum++
+		// sluice: while the loop waits, a handler may write (fork_direct.go).
+		sc.serveMu.Unlock()
 		select {
 		case wr := <-sc.wantWriteFrameCh:
-			if se, ok := wr.write.(StreamError); ok {
-				sc.resetStream(se)
-				break
-			}
-			sc.writeFrame(wr)
+			sc.serveMu.Lock()
+			sc.takeFromHandler(wr)
 		case res := <-sc.wroteFrameCh:
+			sc.serveMu.Lock()
 			sc.wroteFrame(res)
 		case res := <-sc.readFrameCh:
+			sc.serveMu.Lock()
 			lastFrameTime = time.Now()
 			// Process any written frames before reading new frames from the client since a
 			// written frame could have triggered a new stream to be started.
@@ -888,8 +904,10 @@ func (sc *serverConn) serve(conf http2Config) {
 				settingsTimer = nil
 			}
 		case m := <-sc.bodyReadCh:
+			sc.serveMu.Lock()
 			sc.noteBodyRead(m.st, m.n)
 		case msg := <-sc.serveMsgCh:
+			sc.serveMu.Lock()
 			switch v := msg.(type) {
 			case func(int):
 				v(loopNum) // for testing
@@ -930,14 +948,8 @@ func (sc *serverConn) serve(conf http2Config) {
 			return
 		}
 
-		// Start the shutdown timer after sending a GOAWAY. When sending GOAWAY
-		// with no error code (graceful shutdown), don't start the timer until
-		// all open streams have been completed.
-		sentGoAway := sc.inGoAway && !sc.needToSendGoAway && !sc.writingFrame
-		gracefulShutdownComplete := sc.goAwayCode == ErrCodeNo && sc.curOpenStreams() == 0
-		if sentGoAway && sc.shutdownTimer == nil && (sc.goAwayCode != ErrCodeNo || gracefulShutdownComplete) {
-			sc.shutDownIn(goAwayTimeout)
-		}
+		// Start the shutdown timer after sending a GOAWAY.
+		sc.maybeStartShutdownTimer()
 	}
 }
 
@@ -1041,14 +1053,18 @@ func (sc *serverConn) writeDataFromHandler(stream *stream, data []byte, endStrea
 	ch := sc.srv.state.getErrChan()
 	writeArg := writeDataPool.Get().(*writeData)
 	writeArg.streamID, writeArg.p, writeArg.endStream = stream.id, data, endStream
-	err := sc.writeFrameFromHandler(FrameWriteRequest{
+	wr := FrameWriteRequest{
 		write:  writeArg,
 		stream: stream,
 		done:   ch,
-	})
-	if err != nil {
-		return err
 	}
+	// sluice: on this goroutine if the serve loop is idle (fork_direct.go).
+	if endStream || !sc.writeDataDirect(wr, len(data)) {
+		if err := sc.writeFrameFromHandler(wr); err != nil {
+			return err
+		}
+	}
+	var err error
 	var frameWriteDone bool // the frame write is done (successfully or not)
 	select {
 	case err = <-ch:
@@ -1135,6 +1151,9 @@ func (wd *writeData) release() {
 // goroutine, call writeFrame instead.
 func (sc *serverConn) writeFrameFromHandler(wr FrameWriteRequest) error {
 	sc.serveG.checkNotOn() // NOT
+	if wr.stream != nil {
+		wr.stream.handedOver.Add(1) // sluice: see fork_direct.go
+	}
 	select {
 	case sc.wantWriteFrameCh <- wr:
 		return nil
@@ -1412,14 +1431,15 @@ func (sc *serverConn) scheduleFrameWrite() {
 			// answering together, share one write to the connection.
 			select {
 			case wr := <-sc.wantWriteFrameCh:
-				sc.writeFrame(wr)
+				sc.takeFromHandler(wr)
 				continue
 			default:
 			}
 			// sluice: yield once before flushing, so that handlers
 			// already runnable hand over their frames and share the
 			// write; with nothing else runnable this costs nothing.
-			if !sc.yieldedBeforeFlush {
+			// A handler writing its own frame does not wait for others.
+			if !sc.yieldedBeforeFlush && !sc.handlerWriting {
 				sc.yieldedBeforeFlush = true
 				runtime.Gosched()
 				continue

@@ -1,0 +1,117 @@
+// Sluice's addition to the server (server.go): a handler's DATA frame
+// written on the handler's own goroutine when the serve loop is idle; see
+// ../UPSTREAM.md, change 23.
+
+package http2
+
+// The serve loop's state (everything serverConn's serveG comment calls
+// owned by the serve loop, and every stream's fields it owns) is guarded
+// by serverConn.serveMu. The serve goroutine holds it whenever it is not
+// waiting in its select, and for good once serve returns; a handler holds
+// it only in writeDataDirect, where it runs the serve loop's own code for
+// one frame.
+//
+// Frames handed over through wantWriteFrameCh are counted per stream
+// (stream.handedOver) until the serve loop's code takes them
+// (takeFromHandler): a frame the serve goroutine has received but not yet
+// queued, waiting for serveMu, is in neither the channel nor the write
+// scheduler, and a frame written directly must not pass it.
+
+// writeDataDirect queues wr, a DATA frame of a handler that waits for it
+// to be written (writeDataFromHandler), and writes it and whatever else
+// is ready, all on the calling handler's goroutine, if the serve loop is
+// idle. It reports false, having done nothing for wr, when the serve loop
+// is busy (or gone), or when an earlier frame of wr's stream is still on
+// its way to it; the caller then hands wr over as x/net does.
+//
+// x/net hands every frame to the serve goroutine, which writes it and
+// wakes the handler: two goroutine switches per frame, and on an idle
+// process often the wake of a second OS thread (a futex call and a
+// cross-CPU interrupt), on the path of every chunk a stream forwards.
+// Here a chunk that finds the connection idle goes from the upstream's
+// read to the client's socket without leaving the handler's goroutine,
+// as it would in an event loop. Only frames a handler waits for take
+// this path: the first HEADERS and the last DATA frame still go to the
+// serve loop, whose yield before flushing (change 11) lets the answers
+// of concurrent small requests share one write.
+//
+// The write itself is as on the serve loop: with a TryWriter nothing
+// blocks and what the socket does not take goes to the writer goroutine
+// (change 16); without one, a large frame is written by that goroutine.
+// Either way the handler's wait for the result is as before.
+//
+// A frame larger than the handler's buffer (handlerChunkWriteSize) goes
+// to the serve loop too: a stream that fast is bound by throughput, not
+// by a wake-up, and a handler sealing and writing tens of kilobytes
+// under serveMu would keep the serve loop from the client's
+// WINDOW_UPDATEs. So does a frame whose stream still has one on its way
+// (most often the HEADERS frame just flushed), without touching serveMu,
+// which the serve goroutine receiving that frame is about to take.
+func (sc *serverConn) writeDataDirect(wr FrameWriteRequest, n int) bool {
+	if n > handlerChunkWriteSize || wr.stream.handedOver.Load() != 0 || !sc.serveMu.TryLock() {
+		return false
+	}
+	defer sc.endDirect()
+	if DebugGoroutines {
+		serveG := sc.serveG
+		sc.serveG = newGoroutineLock()
+		defer func() { sc.serveG = serveG }()
+	}
+	// Queue what handlers handed over before scheduling anything, so
+	// that it shares the flush.
+	sc.inFrameScheduleLoop = true
+	for taking := true; taking; {
+		select {
+		case w := <-sc.wantWriteFrameCh:
+			sc.takeFromHandler(w)
+		default:
+			taking = false
+		}
+	}
+	direct := wr.stream.handedOver.Load() == 0
+	if direct {
+		sc.writeFrame(wr)
+	}
+	sc.inFrameScheduleLoop = false
+	sc.handlerWriting = true
+	sc.scheduleFrameWrite()
+	sc.handlerWriting = false
+	sc.maybeStartShutdownTimer()
+	return direct
+}
+
+// endDirect ends writeDataDirect. A panic there is a bug in the serve
+// loop's code; the serve goroutine would crash the process, but on a
+// handler's goroutine it would be recovered as the handler's own, so the
+// connection is closed (its serve loop then ends) before it goes on.
+func (sc *serverConn) endDirect() {
+	if e := recover(); e != nil {
+		sc.conn.Close()
+		sc.serveMu.Unlock()
+		panic(e)
+	}
+	sc.serveMu.Unlock()
+}
+
+// takeFromHandler queues a frame received from wantWriteFrameCh.
+func (sc *serverConn) takeFromHandler(wr FrameWriteRequest) {
+	if wr.stream != nil {
+		wr.stream.handedOver.Add(-1)
+	}
+	if se, ok := wr.write.(StreamError); ok {
+		sc.resetStream(se)
+		return
+	}
+	sc.writeFrame(wr)
+}
+
+// maybeStartShutdownTimer starts the shutdown timer once a GOAWAY is
+// sent. When sending GOAWAY with no error code (graceful shutdown), the
+// timer does not start until all open streams have completed.
+func (sc *serverConn) maybeStartShutdownTimer() {
+	sentGoAway := sc.inGoAway && !sc.needToSendGoAway && !sc.writingFrame
+	gracefulShutdownComplete := sc.goAwayCode == ErrCodeNo && sc.curOpenStreams() == 0
+	if sentGoAway && sc.shutdownTimer == nil && (sc.goAwayCode != ErrCodeNo || gracefulShutdownComplete) {
+		sc.shutDownIn(goAwayTimeout)
+	}
+}
