@@ -11,18 +11,23 @@ package http2
 // it only in writeDataDirect, where it runs the serve loop's own code for
 // one frame.
 //
-// Frames handed over through wantWriteFrameCh are counted per stream
-// (stream.handedOver) until the serve loop's code takes them
-// (takeFromHandler): a frame the serve goroutine has received but not yet
-// queued, waiting for serveMu, is in neither the channel nor the write
-// scheduler, and a frame written directly must not pass it.
+// A frame the serve goroutine has received from wantWriteFrameCh but not
+// yet queued, waiting for serveMu, is in neither the channel nor the
+// write scheduler, and no frame of its stream may pass it. So a handler
+// writing directly takes nothing from the channel (whatever is there was
+// sent after such a frame, perhaps on the same stream; the serve
+// goroutine takes it next), and writes its own frame only when no frame
+// of its stream is on its way: those are counted per stream
+// (stream.handedOver) from the send until the serve loop's code takes
+// them (takeFromHandler).
 
 // writeDataDirect queues wr, a DATA frame of a handler that waits for it
 // to be written (writeDataFromHandler), and writes it and whatever else
-// is ready, all on the calling handler's goroutine, if the serve loop is
-// idle. It reports false, having done nothing for wr, when the serve loop
-// is busy (or gone), or when an earlier frame of wr's stream is still on
-// its way to it; the caller then hands wr over as x/net does.
+// the write scheduler holds, all on the calling handler's goroutine, if
+// the serve loop is idle. It reports false, having done nothing, when
+// the serve loop is busy (or gone), or when an earlier frame of wr's
+// stream is still on its way to it; the caller then hands wr over as
+// x/net does.
 //
 // x/net hands every frame to the serve goroutine, which writes it and
 // wakes the handler: two goroutine switches per frame, and on an idle
@@ -57,27 +62,11 @@ func (sc *serverConn) writeDataDirect(wr FrameWriteRequest, n int) bool {
 		sc.serveG = newGoroutineLock()
 		defer func() { sc.serveG = serveG }()
 	}
-	// Queue what handlers handed over before scheduling anything, so
-	// that it shares the flush.
-	sc.inFrameScheduleLoop = true
-	for taking := true; taking; {
-		select {
-		case w := <-sc.wantWriteFrameCh:
-			sc.takeFromHandler(w)
-		default:
-			taking = false
-		}
-	}
-	direct := wr.stream.handedOver.Load() == 0
-	if direct {
-		sc.writeFrame(wr)
-	}
-	sc.inFrameScheduleLoop = false
 	sc.handlerWriting = true
-	sc.scheduleFrameWrite()
+	sc.writeFrame(wr)
 	sc.handlerWriting = false
 	sc.maybeStartShutdownTimer()
-	return direct
+	return true
 }
 
 // endDirect ends writeDataDirect. A panic there is a bug in the serve

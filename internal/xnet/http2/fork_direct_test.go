@@ -114,3 +114,48 @@ func TestDirectDataFollowsItsHeaders(t *testing.T) {
 		}
 	}
 }
+
+// Many streams opening at once on one connection, as the bench's held
+// streams do: each handler flushes its head and then a first event, and
+// the client must see every stream's HEADERS before its DATA.
+func TestDirectDataFollowsItsHeadersManyStreams(t *testing.T) {
+	const streams, events = 100, 3
+	tp := &tryPipe{take: true}
+	rc := serveRawOn(t, func(c net.Conn) net.Conn { tp.Conn = c; return tp }, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		for i := range events {
+			fmt.Fprintf(w, "data: %d\n\n", i)
+			w.(http.Flusher).Flush()
+		}
+	})
+	rc.fr.WriteWindowUpdate(0, 1<<20)
+	for i := range streams {
+		rc.getOn(uint32(2*i+1), nil)
+	}
+	headers := map[uint32]bool{}
+	for data := 0; data < streams*events; {
+		f, err := rc.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("after %d streams' events: %v", data, err)
+		}
+		switch f := f.(type) {
+		case *SettingsFrame:
+			if !f.IsAck() {
+				rc.fr.WriteSettingsAck()
+			}
+		case *HeadersFrame:
+			rc.fields = map[string]string{}
+			rc.decode(f)
+			headers[f.StreamID] = true
+		case *DataFrame:
+			if !headers[f.StreamID] {
+				t.Fatalf("stream %d: DATA %q before its HEADERS", f.StreamID, f.Data())
+			}
+			data++
+		case *RSTStreamFrame:
+			t.Fatalf("stream %d reset: %v", f.StreamID, f.ErrCode)
+		}
+	}
+}

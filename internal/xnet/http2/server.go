@@ -1429,16 +1429,22 @@ func (sc *serverConn) scheduleFrameWrite() {
 			// this flush rather than in a write of its own: a small
 			// response's HEADERS and DATA, and the frames of streams
 			// answering together, share one write to the connection.
-			select {
-			case wr := <-sc.wantWriteFrameCh:
-				sc.takeFromHandler(wr)
-				continue
-			default:
+			//
+			// sluice: not when a handler writes its own frame, which
+			// must not take a frame that may come after one the serve
+			// goroutine holds (fork_direct.go); nor does the handler
+			// yield for others.
+			if !sc.handlerWriting {
+				select {
+				case wr := <-sc.wantWriteFrameCh:
+					sc.takeFromHandler(wr)
+					continue
+				default:
+				}
 			}
 			// sluice: yield once before flushing, so that handlers
 			// already runnable hand over their frames and share the
 			// write; with nothing else runnable this costs nothing.
-			// A handler writing its own frame does not wait for others.
 			if !sc.yieldedBeforeFlush && !sc.handlerWriting {
 				sc.yieldedBeforeFlush = true
 				runtime.Gosched()
