@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 )
 
 // readData reads frames until a DATA frame of stream 1 and returns its
@@ -156,6 +157,52 @@ func TestDirectDataFollowsItsHeadersManyStreams(t *testing.T) {
 			data++
 		case *RSTStreamFrame:
 			t.Fatalf("stream %d reset: %v", f.StreamID, f.ErrCode)
+		}
+	}
+}
+
+// A stream's first chunk, and a chunk after a quiet spell longer than
+// directWindow, go through the serve loop: an event stream that is idle
+// between rare events keeps its handler's stack small.
+func TestQuietStreamChunkGoesThroughTheServeLoop(t *testing.T) {
+	tp := &tryPipe{take: true}
+	next := make(chan struct{})
+	handler := make(chan uint64, 1)
+	rc := serveRawOn(t, func(c net.Conn) net.Conn { tp.Conn = c; return tp }, func(w http.ResponseWriter, r *http.Request) {
+		handler <- curGoroutineID()
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		for i := range 3 {
+			<-next
+			fmt.Fprintf(w, "chunk %d", i)
+			w.(http.Flusher).Flush()
+		}
+	})
+	rc.get()
+	g := <-handler
+	direct := func() int {
+		tp.mu.Lock()
+		defer tp.mu.Unlock()
+		n := 0
+		for _, w := range tp.writers {
+			if w == g {
+				n++
+			}
+		}
+		return n
+	}
+	var sawHeaders bool
+	for i := range 3 {
+		if i == 2 {
+			time.Sleep(directWindow + 50*time.Millisecond)
+		}
+		before := direct()
+		next <- struct{}{}
+		if got, want := rc.readData(&sawHeaders), fmt.Sprintf("chunk %d", i); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+		if i != 1 && direct() != before {
+			t.Errorf("chunk %d was written on the handler's goroutine", i)
 		}
 	}
 }

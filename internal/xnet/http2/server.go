@@ -554,8 +554,10 @@ type stream struct {
 	writer       responseWriter
 
 	// sluice: frames the handler sent to wantWriteFrameCh that the serve
-	// loop's code has not yet taken (fork_direct.go).
+	// loop's code has not yet taken, and when the handler last wrote a
+	// DATA frame (fork_direct.go; the handler's own).
 	handedOver atomic.Int32
+	lastData   time.Duration
 
 	// owned by serverConn's serve loop:
 	bodyBytes        int64   // body bytes seen so far
