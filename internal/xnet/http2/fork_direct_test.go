@@ -9,10 +9,11 @@ import (
 	"time"
 )
 
-// readData reads frames until a DATA frame of stream 1 and returns its
-// payload; it fails the test on a DATA frame before the stream's final
-// HEADERS, or on a reset.
-func (rc *rawClient) readData(sawHeaders *bool) string {
+// readData reads frames until a DATA frame and returns its stream and
+// payload. It notes in answered each stream whose final (non-1xx)
+// HEADERS it has read, and fails the test on a DATA frame before that,
+// or on a reset.
+func (rc *rawClient) readData(answered map[uint32]bool) (uint32, string) {
 	rc.t.Helper()
 	for {
 		f, err := rc.fr.ReadFrame()
@@ -28,15 +29,15 @@ func (rc *rawClient) readData(sawHeaders *bool) string {
 			rc.fields = map[string]string{}
 			rc.decode(f)
 			if s := rc.fields[":status"]; len(s) == 3 && s[0] != '1' {
-				*sawHeaders = true
+				answered[f.StreamID] = true
 			}
 		case *DataFrame:
-			if !*sawHeaders {
-				rc.t.Fatalf("DATA frame %q before the response's HEADERS", f.Data())
+			if !answered[f.StreamID] {
+				rc.t.Fatalf("stream %d: DATA frame %q before the response's HEADERS", f.StreamID, f.Data())
 			}
-			return string(f.Data())
+			return f.StreamID, string(f.Data())
 		case *RSTStreamFrame:
-			rc.t.Fatalf("stream reset: %v", f.ErrCode)
+			rc.t.Fatalf("stream %d reset: %v", f.StreamID, f.ErrCode)
 		}
 	}
 }
@@ -49,39 +50,67 @@ func (rc *rawClient) readData(sawHeaders *bool) string {
 // required to take the direct path.
 func TestIdleConnectionDataIsWrittenByItsHandler(t *testing.T) {
 	const chunks = 10
-	tp := &tryPipe{take: true}
-	next := make(chan struct{})
-	handler := make(chan uint64, 1)
-	rc := serveRawOn(t, func(c net.Conn) net.Conn { tp.Conn = c; return tp }, func(w http.ResponseWriter, r *http.Request) {
-		handler <- curGoroutineID()
+	cs := serveChunks(t, chunks)
+	for i := range chunks {
+		cs.next(i)
+	}
+	if direct := cs.direct(); direct < chunks/2 {
+		t.Errorf("%d of %d chunks written on the handler's goroutine, want at least %d", direct, chunks, chunks/2)
+	}
+}
+
+// chunkServer serves one stream whose handler flushes its head and then
+// writes and flushes a chunk ("chunk 0", "chunk 1", …) each time the
+// test says so, over a connection that records which goroutine made each
+// write.
+type chunkServer struct {
+	t        *testing.T
+	rc       *rawClient
+	tp       *tryPipe
+	resume   chan struct{}
+	handler  uint64
+	answered map[uint32]bool
+}
+
+func serveChunks(t *testing.T, chunks int) *chunkServer {
+	t.Helper()
+	cs := &chunkServer{t: t, tp: &tryPipe{take: true}, resume: make(chan struct{}), answered: map[uint32]bool{}}
+	started := make(chan uint64, 1)
+	cs.rc = serveRawOn(t, func(c net.Conn) net.Conn { cs.tp.Conn = c; return cs.tp }, func(w http.ResponseWriter, r *http.Request) {
+		started <- curGoroutineID()
 		w.WriteHeader(http.StatusOK)
 		w.(http.Flusher).Flush()
 		for i := range chunks {
-			<-next
+			<-cs.resume
 			fmt.Fprintf(w, "chunk %d", i)
 			w.(http.Flusher).Flush()
 		}
 	})
-	rc.get()
-	var sawHeaders bool
-	for i := range chunks {
-		next <- struct{}{}
-		if got, want := rc.readData(&sawHeaders), fmt.Sprintf("chunk %d", i); got != want {
-			t.Fatalf("got %q, want %q", got, want)
+	cs.rc.get()
+	cs.handler = <-started
+	return cs
+}
+
+// next has the handler write chunk i, which the client then reads.
+func (cs *chunkServer) next(i int) {
+	cs.t.Helper()
+	cs.resume <- struct{}{}
+	if got, want := data(cs.rc.readData(cs.answered)), fmt.Sprintf("chunk %d", i); got != want {
+		cs.t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// direct counts the writes made on the handler's goroutine.
+func (cs *chunkServer) direct() int {
+	cs.tp.mu.Lock()
+	defer cs.tp.mu.Unlock()
+	n := 0
+	for _, w := range cs.tp.writers {
+		if w == cs.handler {
+			n++
 		}
 	}
-	g := <-handler
-	tp.mu.Lock()
-	direct := 0
-	for _, w := range tp.writers {
-		if w == g {
-			direct++
-		}
-	}
-	tp.mu.Unlock()
-	if direct < chunks/2 {
-		t.Errorf("%d of %d chunks written on the handler's goroutine, want at least %d", direct, chunks, chunks/2)
-	}
+	return n
 }
 
 // A chunk written directly never passes a frame of its stream that the
@@ -105,10 +134,10 @@ func TestDirectDataFollowsItsHeaders(t *testing.T) {
 			}
 		})
 		rc.get()
-		var sawHeaders bool
+		answered := map[uint32]bool{}
 		var got []string
 		for range 3 {
-			got = append(got, rc.readData(&sawHeaders))
+			got = append(got, data(rc.readData(answered)))
 		}
 		if !slices.Equal(got, []string{"0", "1", "2"}) {
 			t.Fatalf("run %d: chunks %q", i, got)
@@ -135,29 +164,9 @@ func TestDirectDataFollowsItsHeadersManyStreams(t *testing.T) {
 	for i := range streams {
 		rc.getOn(uint32(2*i+1), nil)
 	}
-	headers := map[uint32]bool{}
-	for data := 0; data < streams*events; {
-		f, err := rc.fr.ReadFrame()
-		if err != nil {
-			t.Fatalf("after %d streams' events: %v", data, err)
-		}
-		switch f := f.(type) {
-		case *SettingsFrame:
-			if !f.IsAck() {
-				rc.fr.WriteSettingsAck()
-			}
-		case *HeadersFrame:
-			rc.fields = map[string]string{}
-			rc.decode(f)
-			headers[f.StreamID] = true
-		case *DataFrame:
-			if !headers[f.StreamID] {
-				t.Fatalf("stream %d: DATA %q before its HEADERS", f.StreamID, f.Data())
-			}
-			data++
-		case *RSTStreamFrame:
-			t.Fatalf("stream %d reset: %v", f.StreamID, f.ErrCode)
-		}
+	answered := map[uint32]bool{}
+	for range streams * events {
+		rc.readData(answered)
 	}
 }
 
@@ -165,44 +174,18 @@ func TestDirectDataFollowsItsHeadersManyStreams(t *testing.T) {
 // directWindow, go through the serve loop: an event stream that is idle
 // between rare events keeps its handler's stack small.
 func TestQuietStreamChunkGoesThroughTheServeLoop(t *testing.T) {
-	tp := &tryPipe{take: true}
-	next := make(chan struct{})
-	handler := make(chan uint64, 1)
-	rc := serveRawOn(t, func(c net.Conn) net.Conn { tp.Conn = c; return tp }, func(w http.ResponseWriter, r *http.Request) {
-		handler <- curGoroutineID()
-		w.WriteHeader(http.StatusOK)
-		w.(http.Flusher).Flush()
-		for i := range 3 {
-			<-next
-			fmt.Fprintf(w, "chunk %d", i)
-			w.(http.Flusher).Flush()
-		}
-	})
-	rc.get()
-	g := <-handler
-	direct := func() int {
-		tp.mu.Lock()
-		defer tp.mu.Unlock()
-		n := 0
-		for _, w := range tp.writers {
-			if w == g {
-				n++
-			}
-		}
-		return n
-	}
-	var sawHeaders bool
+	cs := serveChunks(t, 3)
 	for i := range 3 {
 		if i == 2 {
 			time.Sleep(directWindow + 50*time.Millisecond)
 		}
-		before := direct()
-		next <- struct{}{}
-		if got, want := rc.readData(&sawHeaders), fmt.Sprintf("chunk %d", i); got != want {
-			t.Fatalf("got %q, want %q", got, want)
-		}
-		if i != 1 && direct() != before {
+		before := cs.direct()
+		cs.next(i)
+		if i != 1 && cs.direct() != before {
 			t.Errorf("chunk %d was written on the handler's goroutine", i)
 		}
 	}
 }
+
+// data drops readData's stream ID, for tests with one stream.
+func data(_ uint32, p string) string { return p }
