@@ -58,6 +58,7 @@ func bench(args []string) int {
 	trace := fs.Bool("trace", false, "with -profile, also write an execution trace of sluice (trace.out; large: use with the short workloads, chunks and ttfb)")
 	noDoc := fs.Bool("no-doc", false, "print the results instead of writing docs")
 	held := fs.Int("held", 0, "held streams (100 per connection), overriding the mode's count")
+	heldEvents := fs.Int("held-events", 0, "events each held stream gets after its comment, 300 ms apart, before the memory is measured (0: none, the issue's workload); shows what a stream's traffic leaves behind once it is quiet")
 	big := fs.Int64("big", 0, "big stream size in MiB, overriding the mode's size")
 	bigWrite := fs.Int("big-write", 0, "upstream write size of the big stream in KiB (default 64)")
 	fs.Parse(args)
@@ -77,6 +78,9 @@ func bench(args []string) int {
 	}
 	if *held > 0 {
 		prm.heldStreams, prm.heldConns = *held, (*held+99)/100
+	}
+	if *heldEvents > 0 {
+		prm.heldEvents = *heldEvents
 	}
 	if *big > 0 {
 		prm.bigBytes = *big << 20

@@ -112,11 +112,9 @@ func serveFloor(args []string) error {
 			io.WriteString(w, "ok\n")
 			return
 		}
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.WriteHeader(http.StatusOK)
-		io.WriteString(w, ": open\n\n")
-		w.(http.Flusher).Flush()
-		<-r.Context().Done()
+		if writeHeld(w, r, nil) {
+			<-r.Context().Done()
+		}
 	})
 	return serveXNet(opt.listen, opt.cert, opt.key, h)
 }

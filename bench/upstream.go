@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -130,18 +131,65 @@ func (u *upstream) sse(w http.ResponseWriter, r *http.Request) {
 	u.mu.Unlock()
 	u.sseOpen.Add(1)
 	defer u.sseOpen.Add(-1)
-	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	if _, err := w.Write([]byte(": open\n\n")); err != nil {
+	if !writeHeld(w, r, held) {
 		return
 	}
-	w.(http.Flusher).Flush()
 	select {
 	case <-r.Context().Done():
 	case <-held:
 	case <-time.After(10 * time.Minute):
 	}
+}
+
+// heldEventGap is the time between a held stream's events (-held-events).
+const heldEventGap = 300 * time.Millisecond
+
+// writeHeld opens a held stream: the head and one comment, then the
+// events its request asks for (?events=N), heldEventGap apart, each
+// flushed on its own. It reports whether the stream is still open.
+func writeHeld(w http.ResponseWriter, r *http.Request, stop <-chan struct{}) bool {
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.WriteHeader(http.StatusOK)
+	if _, err := io.WriteString(w, heldComment); err != nil {
+		return false
+	}
+	w.(http.Flusher).Flush()
+	for i := range int(intParam(r, "events", 0)) {
+		select {
+		case <-r.Context().Done():
+			return false
+		case <-stop:
+			return false
+		case <-time.After(heldEventGap):
+		}
+		if _, err := io.WriteString(w, heldEvent(i)); err != nil {
+			return false
+		}
+		w.(http.Flusher).Flush()
+	}
+	return true
+}
+
+const heldComment = ": open\n\n"
+
+func heldEvent(i int) string { return fmt.Sprintf("data: %d\n\n", i) }
+
+// heldBytes is what a held stream with n events sends before it is quiet.
+func heldBytes(n int) int {
+	size := len(heldComment)
+	for i := range n {
+		size += len(heldEvent(i))
+	}
+	return size
+}
+
+// heldTraffic says what a held stream gets before it is quiet.
+func heldTraffic(events int) string {
+	if events == 0 {
+		return "one comment"
+	}
+	return fmt.Sprintf("one comment and %d events %v apart", events, heldEventGap)
 }
 
 const (

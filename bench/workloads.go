@@ -27,6 +27,7 @@ type params struct {
 
 	heldStreams int
 	heldConns   int
+	heldEvents  int // events per stream after its comment (heldEventGap apart)
 	settle      time.Duration
 
 	smallConns    int
@@ -60,7 +61,7 @@ var quickParams = params{
 func (p params) describe() []string {
 	return []string{
 		fmt.Sprintf("per-chunk latency: %d concurrent streams on one HTTP/2 connection x %d chunks of %d bytes, %v apart; delay from just before the upstream's write to the client's read; direct = the same over HTTP/1.1 to the upstream", p.chunkStreams, p.chunkCount, recordSize, p.chunkGap),
-		fmt.Sprintf("held streams: %d concurrent SSE streams over %d HTTP/2 connections, silent after one comment; (RSS of all the proxy's processes with the streams open, after %v, minus RSS before the connections opened) / streams", p.heldStreams, p.heldConns, p.settle),
+		fmt.Sprintf("held streams: %d concurrent SSE streams over %d HTTP/2 connections, silent after %s; (RSS of all the proxy's processes with the streams open, after %v, minus RSS before the connections opened) / streams", p.heldStreams, p.heldConns, heldTraffic(p.heldEvents), p.settle),
 		fmt.Sprintf("small requests: h2load -c %d -m %d -t 1, %v measured after %v warm-up, 100-byte responses with Content-Length; p99 from h2load's per-request log; upstream connections = connections the upstream accepted during the run (reuse); proxy CPU = user and system time of all the proxy's processes (/proc) over the measured period / requests; heap allocations (sluice only) = the rise of go_memstats_mallocs_total on its admin /metrics over the same period / requests", p.smallConns, p.smallStreams, p.smallDuration, p.smallWarmUp),
 		fmt.Sprintf("big stream: one %d MiB chunked response (%d KiB upstream writes) to one HTTP/2 client; MB/s = 10^6 bytes/s; peak RSS growth sampled every 20 ms; proxy CPU = user and system time of all the proxy's processes during the transfer / 10^6 bytes", p.bigBytes>>20, p.bigWrite>>10),
 		fmt.Sprintf("cancel: %d times, read the first event, cancel the request (HTTP/2 RST_STREAM), time until the upstream's request context ends (its connection closed); a cancel not seen within 2 s counts as never seen, and after 5 of those with none seen the peer is not tried further", p.cancelReps),
@@ -226,9 +227,9 @@ func runHeld(e *env, p *proc, prm params) (figures, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := request(ctx, c, "/sse")
+			res, err := request(ctx, c, fmt.Sprintf("/sse?events=%d", prm.heldEvents))
 			if err == nil {
-				first := make([]byte, len(": open\n\n"))
+				first := make([]byte, heldBytes(prm.heldEvents))
 				_, err = io.ReadFull(res.Body, first)
 				if err == nil {
 					opened.Add(1)
