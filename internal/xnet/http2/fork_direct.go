@@ -55,8 +55,8 @@ import "time"
 // (most often the HEADERS frame just flushed), without touching serveMu,
 // which the serve goroutine receiving that frame is about to take.
 //
-// Nor does the first chunk of a stream, or one that comes more than
-// directWindow after the stream's previous chunk: the TLS write on the
+// So do a stream's first chunk and a chunk that comes more than
+// directWindow after the stream's previous one: the TLS write on the
 // handler's goroutine grows its stack (from 4 to 8 KiB or more), which
 // stays grown until a garbage collection shrinks it, and an event
 // stream that is quiet between rare events would then hold twice the
