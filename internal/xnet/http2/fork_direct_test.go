@@ -9,11 +9,10 @@ import (
 	"time"
 )
 
-// readData reads frames until a DATA frame and returns its stream and
-// payload. It notes in answered each stream whose final (non-1xx)
-// HEADERS it has read, and fails the test on a DATA frame before that,
-// or on a reset.
-func (rc *rawClient) readData(answered map[uint32]bool) (uint32, string) {
+// readData reads frames until a DATA frame and returns its payload. It
+// notes in answered each stream whose final (non-1xx) HEADERS it has
+// read, and fails the test on a DATA frame before that, or on a reset.
+func (rc *rawClient) readData(answered map[uint32]bool) string {
 	rc.t.Helper()
 	for {
 		f, err := rc.fr.ReadFrame()
@@ -35,7 +34,7 @@ func (rc *rawClient) readData(answered map[uint32]bool) (uint32, string) {
 			if !answered[f.StreamID] {
 				rc.t.Fatalf("stream %d: DATA frame %q before the response's HEADERS", f.StreamID, f.Data())
 			}
-			return f.StreamID, string(f.Data())
+			return string(f.Data())
 		case *RSTStreamFrame:
 			rc.t.Fatalf("stream %d reset: %v", f.StreamID, f.ErrCode)
 		}
@@ -95,7 +94,7 @@ func serveChunks(t *testing.T, chunks int) *chunkServer {
 func (cs *chunkServer) next(i int) {
 	cs.t.Helper()
 	cs.resume <- struct{}{}
-	if got, want := data(cs.rc.readData(cs.answered)), fmt.Sprintf("chunk %d", i); got != want {
+	if got, want := cs.rc.readData(cs.answered), fmt.Sprintf("chunk %d", i); got != want {
 		cs.t.Fatalf("got %q, want %q", got, want)
 	}
 }
@@ -137,7 +136,7 @@ func TestDirectDataFollowsItsHeaders(t *testing.T) {
 		answered := map[uint32]bool{}
 		var got []string
 		for range 3 {
-			got = append(got, data(rc.readData(answered)))
+			got = append(got, rc.readData(answered))
 		}
 		if !slices.Equal(got, []string{"0", "1", "2"}) {
 			t.Fatalf("run %d: chunks %q", i, got)
@@ -186,6 +185,3 @@ func TestQuietStreamChunkGoesThroughTheServeLoop(t *testing.T) {
 		}
 	}
 }
-
-// data drops readData's stream ID, for tests with one stream.
-func data(_ uint32, p string) string { return p }
