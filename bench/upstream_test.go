@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -12,7 +13,7 @@ import (
 func TestHeldStreamSendsHeldBytes(t *testing.T) {
 	for _, events := range []int{0, 2} {
 		rec := httptest.NewRecorder()
-		req := httptest.NewRequest("GET", "/sse?events="+string(rune('0'+events)), nil)
+		req := httptest.NewRequest("GET", "/sse?events="+strconv.Itoa(events), nil)
 		if !writeHeld(rec, req, nil) {
 			t.Fatalf("events=%d: the stream ended", events)
 		}
