@@ -1,17 +1,22 @@
-// Sluice's addition to the server (server.go): a handler's DATA frame
-// written on the handler's own goroutine when the serve loop is idle; see
-// ../UPSTREAM.md, change 23.
+// Sluice's additions to the server (server.go): a handler's DATA frame
+// written on the handler's own goroutine, and a client's WINDOW_UPDATE
+// processed on the connection's reader, when the serve loop is idle; see
+// ../UPSTREAM.md, changes 23 and 24.
 
 package http2
 
-import "time"
+import (
+	"errors"
+	"time"
+)
 
 // The serve loop's state (everything serverConn's serveG comment calls
 // owned by the serve loop, and every stream's fields it owns) is guarded
 // by serverConn.serveMu. The serve goroutine holds it whenever it is not
 // waiting in its select, and for good once serve returns; a handler holds
-// it only in writeDataDirect, where it runs the serve loop's own code for
-// one frame.
+// it only in writeDataDirect, and the connection's reader only in
+// processFrameDirect, where each runs the serve loop's own code for one
+// frame.
 //
 // A frame the serve goroutine has received from wantWriteFrameCh but not
 // yet queued, waiting for serveMu, is in neither the channel nor the
@@ -50,8 +55,9 @@ import "time"
 // A frame larger than the handler's buffer (handlerChunkWriteSize) goes
 // to the serve loop too: a stream that fast is bound by throughput, not
 // by a wake-up, and a handler sealing and writing tens of kilobytes
-// under serveMu would keep the serve loop from the client's
-// WINDOW_UPDATEs. So does a frame whose stream still has one on its way
+// under serveMu would keep the client's WINDOW_UPDATEs waiting. (Taking
+// such frames here too was measured after change 24: no faster, 8
+// paired rounds of the bench's big stream.) So does a frame whose stream still has one on its way
 // (most often the HEADERS frame just flushed), without touching serveMu,
 // which the serve goroutine receiving that frame is about to take.
 //
@@ -69,6 +75,10 @@ func (sc *serverConn) writeDataDirect(wr FrameWriteRequest, n int) bool {
 	recent := st.lastData != 0 && now-st.lastData < directWindow
 	st.lastData = now
 	if !recent || n > handlerChunkWriteSize || st.handedOver.Load() != 0 || !sc.serveMu.TryLock() {
+		return false
+	}
+	if sc.serveEnding {
+		sc.serveMu.Unlock()
 		return false
 	}
 	defer sc.endDirect()
@@ -125,4 +135,71 @@ func (sc *serverConn) maybeStartShutdownTimer() {
 	if sentGoAway && sc.shutdownTimer == nil && (sc.goAwayCode != ErrCodeNo || gracefulShutdownComplete) {
 		sc.shutDownIn(goAwayTimeout)
 	}
+}
+
+// errServeEnd is the read result with which the connection's reader ends
+// the serve loop after processFrameDirect found that it must end.
+var errServeEnd = errors.New("http2: connection ended by a frame its reader processed")
+
+// processFrameDirect processes f, a frame the connection's reader has
+// just read, on the reader's goroutine if f is a WINDOW_UPDATE and the
+// serve loop is idle. It reports done false, having done nothing,
+// otherwise (or before the serve loop has processed the client's first
+// SETTINGS frame, which stops its settings timer); the reader then hands
+// f over as x/net does. It reports end true when the serve loop must
+// end, as it would have on returning from f; the reader then hands it
+// errServeEnd, whose processing ends it, and no handler writes directly
+// in the meantime (serveEnding).
+//
+// x/net's reader hands every frame to the serve goroutine and waits for
+// it to be processed before it reads the next: a goroutine switch there
+// and one back per frame. A stream sending faster than its client reads
+// waits for the client's WINDOW_UPDATEs, and each one that lets data go
+// out costs those two switches, often with a second OS thread woken, on
+// top of the write it starts. The reader waits for the frame to be
+// processed either way, so processing it itself changes no order.
+//
+// Only WINDOW_UPDATE frames: with every frame processed here, the
+// HEADERS frames of small requests among them, sluice answered fewer of
+// them (lower in 6 of 6 paired rounds); see ../UPSTREAM.md, change 24.
+//
+// As in writeDataDirect, the loop's code runs with handlerWriting set: it
+// takes nothing from the handlers' channel and does not yield before a
+// flush.
+func (sc *serverConn) processFrameDirect(f Frame) (done, end bool) {
+	if _, ok := f.(*WindowUpdateFrame); !ok || !sc.serveMu.TryLock() {
+		return false, false
+	}
+	if !sc.sawFirstSettings || sc.serveEnding {
+		sc.serveMu.Unlock()
+		return false, false
+	}
+	defer sc.endDirect()
+	if DebugGoroutines {
+		serveG := sc.serveG
+		sc.serveG = newGoroutineLock()
+		defer func() { sc.serveG = serveG }()
+	}
+	sc.handlerWriting = true
+	defer func() { sc.handlerWriting = false }()
+	sc.lastFrameTime = time.Now()
+	// As the serve loop does: a finished write first.
+	if sc.writingFrameAsync {
+		select {
+		case res := <-sc.wroteFrameCh:
+			sc.wroteFrame(res)
+		default:
+		}
+	}
+	if !sc.processFrameFromReader(readFrameResult{f: f}) {
+		sc.serveEnding = true
+		return true, true
+	}
+	if sc.queuedControlFrames > maxQueuedControlFrames {
+		sc.vlogf("http2: too many control frames in send queue, closing connection")
+		sc.serveEnding = true
+		return true, true
+	}
+	sc.maybeStartShutdownTimer()
+	return true, false
 }

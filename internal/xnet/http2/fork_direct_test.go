@@ -2,9 +2,11 @@ package http2
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -183,5 +185,82 @@ func TestQuietStreamChunkGoesThroughTheServeLoop(t *testing.T) {
 		if i != 1 && cs.direct() != before {
 			t.Errorf("chunk %d was written on the handler's goroutine", i)
 		}
+	}
+}
+
+// A WINDOW_UPDATE that lets a stream's data go out is processed on the
+// connection's reader goroutine when the serve loop is idle, and the
+// data is written there (see ../UPSTREAM.md, 24). The client's window
+// is 10 bytes, so each tenth of the response waits for its own update.
+func TestWindowUpdateIsProcessedByTheReader(t *testing.T) {
+	const window, parts = 10, 10
+	body := strings.Repeat("w", window*parts)
+	tp := &tryPipe{take: true}
+	rc := serveRawOn(t, func(c net.Conn) net.Conn { tp.Conn = c; return tp }, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, body)
+	})
+	if err := rc.fr.WriteSettings(Setting{SettingInitialWindowSize, window}); err != nil {
+		t.Fatal(err)
+	}
+	rc.get()
+	answered := map[uint32]bool{}
+	got := rc.readData(answered)
+	byReader := 0
+	for range parts - 1 {
+		tp.mu.Lock()
+		before := len(tp.writers)
+		tp.mu.Unlock()
+		if err := rc.fr.WriteWindowUpdate(1, window); err != nil {
+			t.Fatal(err)
+		}
+		got += rc.readData(answered)
+		tp.mu.Lock()
+		if slices.Contains(tp.writers[before:], tp.reader.Load()) {
+			byReader++
+		}
+		tp.mu.Unlock()
+	}
+	if got != body {
+		t.Fatalf("body %q, want %q", got, body)
+	}
+	if byReader < parts/2 {
+		t.Errorf("%d of %d WINDOW_UPDATEs had their data written by the reader, want at least %d", byReader, parts-1, parts/2)
+	}
+}
+
+// A WINDOW_UPDATE the reader processes can leave the connection with
+// more control frames queued than the server allows, as one the serve
+// loop processes can; the connection must then close as it would there.
+// Here the client reads nothing, so a response's write blocks and the
+// RST_STREAM an overflowing WINDOW_UPDATE causes stays queued.
+func TestWindowUpdateOnTheReaderCanEndTheConnection(t *testing.T) {
+	scs := make(chan *serverConn, 1)
+	testHookGetServerConn = func(sc *serverConn) { scs <- sc }
+	defer func() { testHookGetServerConn = nil }()
+	rc := serveRaw(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Write(make([]byte, 1000))
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})
+	sc := <-scs
+	rc.get()
+	// Let the serve loop start the response's write, which blocks, and
+	// then bring its count of queued control frames to the limit.
+	time.Sleep(50 * time.Millisecond)
+	atLimit := make(chan bool, 1)
+	sc.sendServeMsg(func(sc *serverConn) {
+		sc.queuedControlFrames = maxQueuedControlFrames
+		atLimit <- sc.writingFrameAsync
+	})
+	if !<-atLimit {
+		t.Fatal("the response's write is not blocked; the test needs it to be")
+	}
+	if err := rc.fr.WriteWindowUpdate(1, 1<<31-1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-sc.doneServing:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection is still served with too many control frames queued")
 	}
 }

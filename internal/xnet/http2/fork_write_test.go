@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -194,10 +195,11 @@ type tryPipe struct {
 	tries    int
 	drains   int
 	releases int
-	writes   int         // writes queued, with take
-	writers  []uint64    // the goroutine of each Write
-	maxWrite int         // the largest of them
-	queue    chan []byte // with take
+	writes   int           // writes queued, with take
+	writers  []uint64      // the goroutine of each Write
+	reader   atomic.Uint64 // the goroutine of the latest Read (not under mu, which a drain holds while it blocks)
+	maxWrite int           // the largest of them
+	queue    chan []byte   // with take
 }
 
 func (c *tryPipe) TryWriter() TryWriter { return c }
@@ -251,6 +253,11 @@ func (c *tryPipe) releaseLocked() error {
 	c.held = nil
 	_, err := c.out(p)
 	return err
+}
+
+func (c *tryPipe) Read(p []byte) (int, error) {
+	c.reader.Store(curGoroutineID())
+	return c.Conn.Read(p)
 }
 
 func (c *tryPipe) Write(p []byte) (int, error) {

@@ -478,6 +478,8 @@ type serverConn struct {
 	writingFrameAsync           bool              // started a frame on its own goroutine but haven't heard back on wroteFrameCh
 	yieldedBeforeFlush          bool              // sluice: yielded once since the last flush (scheduleFrameWrite)
 	handlerWriting              bool              // sluice: a handler runs the loop's code (writeDataDirect): no yield
+	lastFrameTime               time.Time         // sluice: when the last frame was read (a field, since the reader may process it)
+	serveEnding                 bool              // sluice: the reader's processing ended the serve loop, which has yet to return
 	asyncWrites                 chan asyncWrite   // sluice: to the writer goroutine (fork_write.go); nil until the first async write
 	tw                          TryWriter         // sluice: conn's writes that do not block (fork_write.go); nil if it has none
 	needsFrameFlush             bool              // last frame write wasn't a flush
@@ -740,6 +742,15 @@ func (sc *serverConn) readFrames() {
 	gateDone := func() { gate <- struct{}{} }
 	for {
 		f, err := sc.framer.ReadFrame()
+		// sluice: a WINDOW_UPDATE is processed here if the serve loop is
+		// idle (fork_direct.go).
+		if err == nil {
+			if done, end := sc.processFrameDirect(f); end {
+				err = errServeEnd
+			} else if done {
+				continue
+			}
+		}
 		select {
 		case sc.readFrameCh <- readFrameResult{f, err, gateDone}:
 		case <-sc.doneServing:
@@ -872,7 +883,7 @@ func (sc *serverConn) serve(conf http2Config) {
 	settingsTimer := time.AfterFunc(firstSettingsTimeout, sc.onSettingsTimer)
 	defer settingsTimer.Stop()
 
-	lastFrameTime := time.Now()
+	sc.lastFrameTime = time.Now()
 	loopNum := 0
 	for {
 		loopNum++
@@ -887,7 +898,7 @@ func (sc *serverConn) serve(conf http2Config) {
 			sc.wroteFrame(res)
 		case res := <-sc.readFrameCh:
 			sc.serveMu.Lock()
-			lastFrameTime = time.Now()
+			sc.lastFrameTime = time.Now()
 			// Process any written frames before reading new frames from the client since a
 			// written frame could have triggered a new stream to be started.
 			if sc.writingFrameAsync {
@@ -922,7 +933,7 @@ func (sc *serverConn) serve(conf http2Config) {
 					sc.vlogf("connection is idle")
 					sc.goAway(ErrCodeNo)
 				case readIdleTimerMsg:
-					sc.handlePingTimer(lastFrameTime)
+					sc.handlePingTimer(sc.lastFrameTime)
 				case shutdownTimerMsg:
 					sc.vlogf("GOAWAY close timer fired; closing conn from %v", sc.conn.RemoteAddr())
 					return
