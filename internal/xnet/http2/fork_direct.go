@@ -74,22 +74,11 @@ func (sc *serverConn) writeDataDirect(wr FrameWriteRequest, n int) bool {
 	now := time.Since(monoStart)
 	recent := st.lastData != 0 && now-st.lastData < directWindow
 	st.lastData = now
-	if !recent || n > handlerChunkWriteSize || st.handedOver.Load() != 0 || !sc.serveMu.TryLock() {
-		return false
-	}
-	if sc.serveEnding {
-		sc.serveMu.Unlock()
+	if !recent || n > handlerChunkWriteSize || st.handedOver.Load() != 0 || !sc.tryDirect() {
 		return false
 	}
 	defer sc.endDirect()
-	if DebugGoroutines {
-		serveG := sc.serveG
-		sc.serveG = newGoroutineLock()
-		defer func() { sc.serveG = serveG }()
-	}
-	sc.handlerWriting = true
 	sc.writeFrame(wr)
-	sc.handlerWriting = false
 	sc.maybeStartShutdownTimer()
 	return true
 }
@@ -101,11 +90,36 @@ const directWindow = 100 * time.Millisecond
 // monoStart is the origin of stream.lastData, read on the monotonic clock.
 var monoStart = time.Now()
 
-// endDirect ends writeDataDirect. A panic there is a bug in the serve
-// loop's code; the serve goroutine would crash the process, but on a
-// handler's goroutine it would be recovered as the handler's own, so the
-// connection is closed (its serve loop then ends) before it goes on.
+// tryDirect takes serveMu, if it is free and the serve loop is not
+// ending, for the calling goroutine to run the serve loop's code: with
+// handlerWriting set, so that the code neither yields before a flush nor
+// takes from the handlers' channel. It reports whether it did; if so,
+// the caller defers endDirect.
+func (sc *serverConn) tryDirect() bool {
+	if !sc.serveMu.TryLock() {
+		return false
+	}
+	if sc.serveEnding {
+		sc.serveMu.Unlock()
+		return false
+	}
+	if DebugGoroutines {
+		sc.loopServeG = sc.serveG
+		sc.serveG = newGoroutineLock()
+	}
+	sc.handlerWriting = true
+	return true
+}
+
+// endDirect ends what tryDirect began. A panic in between is a bug in the
+// serve loop's code; the serve goroutine would crash the process, but on
+// a handler's goroutine it would be recovered as the handler's own, so
+// the connection is closed (its serve loop then ends) before it goes on.
 func (sc *serverConn) endDirect() {
+	sc.handlerWriting = false
+	if DebugGoroutines {
+		sc.serveG = sc.loopServeG
+	}
 	if e := recover(); e != nil {
 		sc.conn.Close()
 		sc.serveMu.Unlock()
@@ -163,34 +177,18 @@ var errServeEnd = errors.New("http2: connection ended by a frame its reader proc
 // HEADERS frames of small requests among them, sluice answered fewer of
 // them (lower in 6 of 6 paired rounds); see ../UPSTREAM.md, change 24.
 //
-// As in writeDataDirect, the loop's code runs with handlerWriting set: it
-// takes nothing from the handlers' channel and does not yield before a
-// flush.
+// As in writeDataDirect, the loop's code runs with handlerWriting set
+// (tryDirect).
 func (sc *serverConn) processFrameDirect(f Frame) (done, end bool) {
-	if _, ok := f.(*WindowUpdateFrame); !ok || !sc.serveMu.TryLock() {
-		return false, false
-	}
-	if !sc.sawFirstSettings || sc.serveEnding {
-		sc.serveMu.Unlock()
+	if _, ok := f.(*WindowUpdateFrame); !ok || !sc.tryDirect() {
 		return false, false
 	}
 	defer sc.endDirect()
-	if DebugGoroutines {
-		serveG := sc.serveG
-		sc.serveG = newGoroutineLock()
-		defer func() { sc.serveG = serveG }()
+	if !sc.sawFirstSettings {
+		return false, false
 	}
-	sc.handlerWriting = true
-	defer func() { sc.handlerWriting = false }()
 	sc.lastFrameTime = time.Now()
-	// As the serve loop does: a finished write first.
-	if sc.writingFrameAsync {
-		select {
-		case res := <-sc.wroteFrameCh:
-			sc.wroteFrame(res)
-		default:
-		}
-	}
+	sc.takeWrittenFrame()
 	if !sc.processFrameFromReader(readFrameResult{f: f}) {
 		sc.serveEnding = true
 		return true, true

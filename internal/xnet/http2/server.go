@@ -477,7 +477,8 @@ type serverConn struct {
 	writingFrame                bool              // started writing a frame (on serve goroutine or separate)
 	writingFrameAsync           bool              // started a frame on its own goroutine but haven't heard back on wroteFrameCh
 	yieldedBeforeFlush          bool              // sluice: yielded once since the last flush (scheduleFrameWrite)
-	handlerWriting              bool              // sluice: a handler runs the loop's code (writeDataDirect): no yield
+	handlerWriting              bool              // sluice: a handler or the reader runs the loop's code (tryDirect): no yield
+	loopServeG                  goroutineLock     // sluice: with DebugGoroutines, serveG while tryDirect has replaced it
 	lastFrameTime               time.Time         // sluice: when the last frame was read (a field, since the reader may process it)
 	serveEnding                 bool              // sluice: the reader's processing ended the serve loop, which has yet to return
 	asyncWrites                 chan asyncWrite   // sluice: to the writer goroutine (fork_write.go); nil until the first async write
@@ -899,15 +900,7 @@ func (sc *serverConn) serve(conf http2Config) {
 		case res := <-sc.readFrameCh:
 			sc.serveMu.Lock()
 			sc.lastFrameTime = time.Now()
-			// Process any written frames before reading new frames from the client since a
-			// written frame could have triggered a new stream to be started.
-			if sc.writingFrameAsync {
-				select {
-				case wroteRes := <-sc.wroteFrameCh:
-					sc.wroteFrame(wroteRes)
-				default:
-				}
-			}
+			sc.takeWrittenFrame() // sluice: shared with processFrameDirect
 			if !sc.processFrameFromReader(res) {
 				return
 			}
@@ -963,6 +956,20 @@ func (sc *serverConn) serve(conf http2Config) {
 
 		// Start the shutdown timer after sending a GOAWAY.
 		sc.maybeStartShutdownTimer()
+	}
+}
+
+// takeWrittenFrame processes a finished asynchronous write, if there is
+// one, before a frame read from the client.
+func (sc *serverConn) takeWrittenFrame() {
+	// Process any written frames before reading new frames from the client since a
+	// written frame could have triggered a new stream to be started.
+	if sc.writingFrameAsync {
+		select {
+		case wroteRes := <-sc.wroteFrameCh:
+			sc.wroteFrame(wroteRes)
+		default:
+		}
 	}
 }
 
