@@ -7,6 +7,7 @@ package http2
 
 import (
 	"errors"
+	"runtime/debug"
 	"time"
 )
 
@@ -57,9 +58,10 @@ import (
 // by a wake-up, and a handler sealing and writing tens of kilobytes
 // under serveMu would keep the client's WINDOW_UPDATEs waiting. (Taking
 // such frames here too was measured after change 24: no faster, 8
-// paired rounds of the bench's big stream.) So does a frame whose stream still has one on its way
-// (most often the HEADERS frame just flushed), without touching serveMu,
-// which the serve goroutine receiving that frame is about to take.
+// paired rounds of the bench's big stream.) So does a frame whose stream
+// still has one on its way (most often the HEADERS frame just flushed),
+// without touching serveMu, which the serve goroutine receiving that
+// frame is about to take.
 //
 // So do a stream's first chunk and a chunk that comes more than
 // directWindow after the stream's previous one: the TLS write on the
@@ -112,9 +114,12 @@ func (sc *serverConn) tryDirect() bool {
 }
 
 // endDirect ends what tryDirect began. A panic in between is a bug in the
-// serve loop's code; the serve goroutine would crash the process, but on
-// a handler's goroutine it would be recovered as the handler's own, so
-// the connection is closed (its serve loop then ends) before it goes on.
+// serve loop's code, which on the serve goroutine would end the
+// connection (net/http's connection goroutine recovers it and closes the
+// connection); on a handler's goroutine it would be recovered as the
+// handler's own, leaving the connection open with its state half
+// changed, so the connection is closed (its serve loop then ends) before
+// the panic goes on. (processFrameDirect recovers its own first.)
 func (sc *serverConn) endDirect() {
 	sc.handlerWriting = false
 	if DebugGoroutines {
@@ -151,6 +156,10 @@ func (sc *serverConn) maybeStartShutdownTimer() {
 	}
 }
 
+// testHookProcessFrameDirect, when set (by tests only), is called with
+// each frame processFrameDirect processes.
+var testHookProcessFrameDirect func(Frame)
+
 // errServeEnd is the read result with which the connection's reader ends
 // the serve loop after processFrameDirect found that it must end.
 var errServeEnd = errors.New("http2: connection ended by a frame its reader processed")
@@ -184,8 +193,22 @@ func (sc *serverConn) processFrameDirect(f Frame) (done, end bool) {
 		return false, false
 	}
 	defer sc.endDirect()
+	// A panic in the serve loop's code is a bug. On the serve goroutine
+	// net/http's connection goroutine recovers it, logs it and closes the
+	// connection; on the reader's it would end the process. So it is
+	// recovered and logged here, and the serve loop ended.
+	defer func() {
+		if e := recover(); e != nil {
+			sc.logf("http2: panic processing a frame from %v: %v\n%s", sc.conn.RemoteAddr(), e, debug.Stack())
+			sc.serveEnding = true
+			done, end = true, true
+		}
+	}()
 	if !sc.sawFirstSettings {
 		return false, false
+	}
+	if testHookProcessFrameDirect != nil {
+		testHookProcessFrameDirect(f)
 	}
 	sc.lastFrameTime = time.Now()
 	sc.takeWrittenFrame()

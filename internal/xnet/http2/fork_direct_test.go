@@ -264,3 +264,33 @@ func TestWindowUpdateOnTheReaderCanEndTheConnection(t *testing.T) {
 		t.Fatal("the connection is still served with too many control frames queued")
 	}
 }
+
+// A panic while the reader processes a frame (a bug in the serve loop's
+// code) ends the connection, as net/http's recovery does for one on the
+// serve goroutine, rather than the process.
+func TestPanicOnTheReaderEndsTheConnection(t *testing.T) {
+	scs := make(chan *serverConn, 1)
+	testHookGetServerConn = func(sc *serverConn) { scs <- sc }
+	testHookProcessFrameDirect = func(Frame) { panic("a bug") }
+	defer func() { testHookGetServerConn, testHookProcessFrameDirect = nil, nil }()
+	rc := serveRaw(t, func(w http.ResponseWriter, r *http.Request) {})
+	sc := <-scs
+	// Once the serve loop has processed the client's SETTINGS, a
+	// WINDOW_UPDATE takes the reader's path.
+	for {
+		seen := make(chan bool, 1)
+		sc.sendServeMsg(func(sc *serverConn) { seen <- sc.sawFirstSettings })
+		if <-seen {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := rc.fr.WriteWindowUpdate(0, 1000); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-sc.doneServing:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection is still served after a panic on its reader")
+	}
+}
