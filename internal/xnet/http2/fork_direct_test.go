@@ -1,14 +1,18 @@
 package http2
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2/hpack"
 )
 
 // readData reads frames until a DATA frame and returns its payload. It
@@ -292,5 +296,65 @@ func TestPanicOnTheReaderEndsTheConnection(t *testing.T) {
 	case <-sc.doneServing:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the connection is still served after a panic on its reader")
+	}
+}
+
+// A request body's DATA frames are processed on the connection's reader
+// when the serve loop is idle, and the body reaches the handler whole and
+// in order. Each frame is sent once the handler has read the one before,
+// so the serve loop has nothing to do.
+func TestRequestDataIsProcessedByTheReader(t *testing.T) {
+	const parts = 10
+	var mu sync.Mutex
+	onReader := 0
+	testHookProcessFrameDirect = func(f Frame) {
+		if _, ok := f.(*DataFrame); ok {
+			mu.Lock()
+			onReader++
+			mu.Unlock()
+		}
+	}
+	defer func() { testHookProcessFrameDirect = nil }()
+	read := make(chan string)
+	rc := serveRaw(t, func(w http.ResponseWriter, r *http.Request) {
+		buf := make([]byte, 64)
+		for {
+			n, err := r.Body.Read(buf)
+			if n > 0 {
+				read <- string(buf[:n])
+			}
+			if err != nil {
+				close(read)
+				return
+			}
+		}
+	})
+	var b bytes.Buffer
+	enc := hpack.NewEncoder(&b)
+	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", "example.test"}, {":path", "/"}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	if err := rc.fr.WriteHeaders(HeadersFrameParam{StreamID: 1, BlockFragment: b.Bytes(), EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i := range parts {
+		if err := rc.fr.WriteData(1, i == parts-1, []byte(fmt.Sprintf("part %d", i))); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, <-read)
+	}
+	if _, open := <-read; open {
+		t.Fatal("the handler read more than was sent")
+	}
+	for i, g := range got {
+		if want := fmt.Sprintf("part %d", i); g != want {
+			t.Fatalf("read %q, want %q", g, want)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if onReader < parts/2 {
+		t.Errorf("%d of %d DATA frames processed on the reader, want at least %d", onReader, parts, parts/2)
 	}
 }

@@ -743,8 +743,8 @@ func (sc *serverConn) readFrames() {
 	gateDone := func() { gate <- struct{}{} }
 	for {
 		f, err := sc.framer.ReadFrame()
-		// sluice: a WINDOW_UPDATE is processed here if the serve loop is
-		// idle (fork_direct.go).
+		// sluice: a WINDOW_UPDATE or DATA frame is processed here if the
+		// serve loop is idle (fork_direct.go).
 		if err == nil {
 			if done, end := sc.processFrameDirect(f); end {
 				err = errServeEnd
