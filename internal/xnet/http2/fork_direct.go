@@ -1,7 +1,7 @@
 // Sluice's additions to the server (server.go): a handler's DATA frame
 // written on the handler's own goroutine, and a client's WINDOW_UPDATE
-// processed on the connection's reader, when the serve loop is idle; see
-// ../UPSTREAM.md, changes 23 and 24.
+// or DATA frame processed on the connection's reader, when the serve
+// loop is idle; see ../UPSTREAM.md, changes 23 and 24.
 
 package http2
 
@@ -94,7 +94,7 @@ var monoStart = time.Now()
 
 // tryDirect takes serveMu, if it is free and the serve loop is not
 // ending, for the calling goroutine to run the serve loop's code: with
-// handlerWriting set, so that the code neither yields before a flush nor
+// runningDirect set, so that the code neither yields before a flush nor
 // takes from the handlers' channel. It reports whether it did; if so,
 // the caller defers endDirect.
 func (sc *serverConn) tryDirect() bool {
@@ -109,7 +109,7 @@ func (sc *serverConn) tryDirect() bool {
 		sc.loopServeG = sc.serveG
 		sc.serveG = newGoroutineLock()
 	}
-	sc.handlerWriting = true
+	sc.runningDirect = true
 	return true
 }
 
@@ -121,7 +121,7 @@ func (sc *serverConn) tryDirect() bool {
 // changed, so the connection is closed (its serve loop then ends) before
 // the panic goes on. (processFrameDirect recovers its own first.)
 func (sc *serverConn) endDirect() {
-	sc.handlerWriting = false
+	sc.runningDirect = false
 	if DebugGoroutines {
 		sc.serveG = sc.loopServeG
 	}
@@ -187,7 +187,7 @@ var errServeEnd = errors.New("http2: connection ended by a frame its reader proc
 // frames of small requests among them, sluice answered fewer of them
 // (lower in 6 of 6 paired rounds); see ../UPSTREAM.md, change 24.
 //
-// As in writeDataDirect, the loop's code runs with handlerWriting set
+// As in writeDataDirect, the loop's code runs with runningDirect set
 // (tryDirect).
 func (sc *serverConn) processFrameDirect(f Frame) (done, end bool) {
 	switch f.(type) {

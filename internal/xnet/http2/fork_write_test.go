@@ -196,10 +196,10 @@ type tryPipe struct {
 	drains   int
 	releases int
 	writes   int           // writes queued, with take
-	writers  []uint64      // the goroutine of each Write
-	reader   atomic.Uint64 // the goroutine of the latest Read (not under mu, which a drain holds while it blocks)
 	maxWrite int           // the largest of them
 	queue    chan []byte   // with take
+	writers  []uint64      // the goroutine of each Write
+	reader   atomic.Uint64 // the goroutine of the latest Read (not under mu, which a drain holds while it blocks)
 }
 
 func (c *tryPipe) TryWriter() TryWriter { return c }

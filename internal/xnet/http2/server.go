@@ -445,8 +445,9 @@ type serverConn struct {
 	countErrorFunc   func(errType string)
 
 	// sluice: held by whoever runs the serve loop's code: the serve
-	// goroutine outside its select, or a handler in writeDataDirect
-	// (fork_direct.go; ../UPSTREAM.md, 23).
+	// goroutine outside its select, a handler in writeDataDirect, or
+	// the connection's reader in processFrameDirect (fork_direct.go;
+	// ../UPSTREAM.md, 23 and 24).
 	serveMu sync.Mutex
 
 	// Everything following is owned by the serve loop; use serveG.check():
@@ -477,7 +478,7 @@ type serverConn struct {
 	writingFrame                bool              // started writing a frame (on serve goroutine or separate)
 	writingFrameAsync           bool              // started a frame on its own goroutine but haven't heard back on wroteFrameCh
 	yieldedBeforeFlush          bool              // sluice: yielded once since the last flush (scheduleFrameWrite)
-	handlerWriting              bool              // sluice: a handler or the reader runs the loop's code (tryDirect): no yield
+	runningDirect               bool              // sluice: a handler or the reader runs the loop's code (tryDirect): no yield
 	loopServeG                  goroutineLock     // sluice: with DebugGoroutines, serveG while tryDirect has replaced it
 	lastFrameTime               time.Time         // sluice: when the last frame was read (a field, since the reader may process it)
 	serveEnding                 bool              // sluice: the reader's processing ended the serve loop, which has yet to return
@@ -1450,11 +1451,11 @@ func (sc *serverConn) scheduleFrameWrite() {
 			// response's HEADERS and DATA, and the frames of streams
 			// answering together, share one write to the connection.
 			//
-			// sluice: not when a handler writes its own frame, which
-			// must not take a frame that may come after one the serve
-			// goroutine holds (fork_direct.go); nor does the handler
-			// yield for others.
-			if !sc.handlerWriting {
+			// sluice: not when a handler or the reader runs this code
+			// (tryDirect), which must not take a frame that may come
+			// after one the serve goroutine holds (fork_direct.go); nor
+			// does it yield for others.
+			if !sc.runningDirect {
 				select {
 				case wr := <-sc.wantWriteFrameCh:
 					sc.takeFromHandler(wr)
@@ -1465,7 +1466,7 @@ func (sc *serverConn) scheduleFrameWrite() {
 			// sluice: yield once before flushing, so that handlers
 			// already runnable hand over their frames and share the
 			// write; with nothing else runnable this costs nothing.
-			if !sc.yieldedBeforeFlush && !sc.handlerWriting {
+			if !sc.yieldedBeforeFlush && !sc.runningDirect {
 				sc.yieldedBeforeFlush = true
 				runtime.Gosched()
 				continue
