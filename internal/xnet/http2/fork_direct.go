@@ -166,8 +166,8 @@ var errServeEnd = errors.New("http2: connection ended by a frame its reader proc
 
 // processFrameDirect processes f, a frame the connection's reader has
 // just read, on the reader's goroutine if f is a WINDOW_UPDATE or DATA
-// frame and the serve loop is idle. It reports done false, having done nothing,
-// otherwise (or before the serve loop has processed the client's first
+// frame and the serve loop is idle. It reports done false, having done
+// nothing, otherwise (or before the serve loop has processed the client's first
 // SETTINGS frame, which stops its settings timer); the reader then hands
 // f over as x/net does. It reports end true when the serve loop must
 // end, as it would have on returning from f; the reader then hands it
@@ -218,12 +218,7 @@ func (sc *serverConn) processFrameDirect(f Frame) (done, end bool) {
 	}
 	sc.lastFrameTime = time.Now()
 	sc.takeWrittenFrame()
-	if !sc.processFrameFromReader(readFrameResult{f: f}) {
-		sc.serveEnding = true
-		return true, true
-	}
-	if sc.queuedControlFrames > maxQueuedControlFrames {
-		sc.vlogf("http2: too many control frames in send queue, closing connection")
+	if !sc.processFrameFromReader(readFrameResult{f: f}) || sc.tooManyControlFrames() {
 		sc.serveEnding = true
 		return true, true
 	}

@@ -947,17 +947,26 @@ func (sc *serverConn) serve(conf http2Config) {
 			}
 		}
 
-		// If the peer is causing us to generate a lot of control frames,
-		// but not reading them from us, assume they are trying to make us
-		// run out of memory.
-		if sc.queuedControlFrames > maxQueuedControlFrames {
-			sc.vlogf("http2: too many control frames in send queue, closing connection")
+		if sc.tooManyControlFrames() { // sluice: shared with processFrameDirect
 			return
 		}
 
 		// Start the shutdown timer after sending a GOAWAY.
 		sc.maybeStartShutdownTimer()
 	}
+}
+
+// tooManyControlFrames reports, and logs, that the connection must close
+// because too many control frames are queued.
+func (sc *serverConn) tooManyControlFrames() bool {
+	// If the peer is causing us to generate a lot of control frames,
+	// but not reading them from us, assume they are trying to make us
+	// run out of memory.
+	if sc.queuedControlFrames > maxQueuedControlFrames {
+		sc.vlogf("http2: too many control frames in send queue, closing connection")
+		return true
+	}
+	return false
 }
 
 // takeWrittenFrame processes a finished asynchronous write, if there is
