@@ -50,7 +50,7 @@ func bench(args []string) int {
 	baseBin := fs.String("sluice-base", "", "an earlier sluice binary, run as the "+peerSluiceBase+" experiment to compare a change in one run")
 	out := fs.String("out", "docs", "directory for benchmarks.md and img/")
 	peersFlag := fs.String("peers", strings.Join(peerOrder, ","), "peers to run, comma-separated; the experiments "+peerSluiceBase+" (needs -sluice-base), "+peerSluice1P+" (sluice with GOMAXPROCS=1) and "+peerProto+" (held streams only) and "+peerFloor+" (held streams and small requests) run only when named")
-	only := fs.String("workloads", "", "workloads to run, comma-separated (default all): held,chunks,ttfb,cancel,big,small")
+	only := fs.String("workloads", "", "workloads to run, comma-separated (default all): held,chunks,ttfb,cancel,big,upload,small")
 	rounds := fs.Int("rounds", 0, "rounds, each on fresh processes; each figure is the median over rounds (default 3, 1 with -quick)")
 	profile := fs.String("profile", "", "run sluice in-process with CPU and heap profiles written to this directory")
 	maxFrame := fs.Uint("client-max-frame", 0, "SETTINGS_MAX_FRAME_SIZE of the bench's HTTP/2 clients (0: x/net's 1 MiB; 16384 is what browsers send)")
@@ -61,6 +61,7 @@ func bench(args []string) int {
 	heldEvents := fs.Int("held-events", 0, "events each held stream gets after its comment, 300 ms apart, before the memory is measured (0: none, the issue's workload); shows what a stream's traffic leaves behind once it is quiet")
 	big := fs.Int64("big", 0, "big stream size in MiB, overriding the mode's size")
 	bigWrite := fs.Int("big-write", 0, "upstream write size of the big stream in KiB (default 64)")
+	upload := fs.Int64("upload", 0, "upload size in MiB, overriding the mode's size")
 	fs.Parse(args)
 	if *sluiceBin == "" {
 		fmt.Fprintln(os.Stderr, "bench: -sluice is required (bench/run builds it)")
@@ -84,6 +85,9 @@ func bench(args []string) int {
 	}
 	if *big > 0 {
 		prm.bigBytes = *big << 20
+	}
+	if *upload > 0 {
+		prm.uploadBytes = *upload << 20
 	}
 	if *bigWrite > 0 {
 		prm.bigWrite = *bigWrite << 10

@@ -27,26 +27,29 @@ const (
 // Metric ids. addedP50/addedP99 are derived: a proxy's chunk latency minus
 // the direct one measured in the same run.
 const (
-	mChunkP50   = "chunk_p50"
-	mChunkP99   = "chunk_p99"
-	mAddedP50   = "chunk_added_p50"
-	mAddedP99   = "chunk_added_p99"
-	mHeld       = "held_per_stream"
-	mHeldOpen   = "held_open"
-	mSmallRPS   = "small_rps"
-	mSmallP99   = "small_p99"
-	mSmallFail  = "small_failed"
-	mSmallConns = "small_upstream_conns"
-	mSmallCPU   = "small_cpu_per_request"
-	mSmallAlloc = "small_allocs_per_request"
-	mBigMBps    = "big_mbps"
-	mBigGrowth  = "big_peak_growth"
-	mBigCPU     = "big_cpu_per_mb"
-	mCancelP50  = "cancel_p50"
-	mCancelP99  = "cancel_p99"
-	mCancelMiss = "cancel_missed"
-	mTTFBP50    = "ttfb_p50"
-	mTTFBP99    = "ttfb_p99"
+	mChunkP50     = "chunk_p50"
+	mChunkP99     = "chunk_p99"
+	mAddedP50     = "chunk_added_p50"
+	mAddedP99     = "chunk_added_p99"
+	mHeld         = "held_per_stream"
+	mHeldOpen     = "held_open"
+	mSmallRPS     = "small_rps"
+	mSmallP99     = "small_p99"
+	mSmallFail    = "small_failed"
+	mSmallConns   = "small_upstream_conns"
+	mSmallCPU     = "small_cpu_per_request"
+	mSmallAlloc   = "small_allocs_per_request"
+	mBigMBps      = "big_mbps"
+	mBigGrowth    = "big_peak_growth"
+	mBigCPU       = "big_cpu_per_mb"
+	mUploadMBps   = "upload_mbps"
+	mUploadGrowth = "upload_peak_growth"
+	mUploadCPU    = "upload_cpu_per_mb"
+	mCancelP50    = "cancel_p50"
+	mCancelP99    = "cancel_p99"
+	mCancelMiss   = "cancel_missed"
+	mTTFBP50      = "ttfb_p50"
+	mTTFBP99      = "ttfb_p99"
 )
 
 var metrics = []metric{
@@ -65,6 +68,9 @@ var metrics = []metric{
 	{mBigMBps, "big stream, MB/s", unitMBps, false},
 	{mBigGrowth, "big stream, peak RSS growth", unitBytes, true},
 	{mBigCPU, "big stream, proxy CPU per MB", unitMicros, true},
+	{mUploadMBps, "upload, MB/s", unitMBps, false},
+	{mUploadGrowth, "upload, peak RSS growth", unitBytes, true},
+	{mUploadCPU, "upload, proxy CPU per MB", unitMicros, true},
 	{mCancelP50, "cancel to upstream close, p50", unitMicros, true},
 	{mCancelP99, "cancel to upstream close, p99", unitMicros, true},
 	{mCancelMiss, "cancels never seen upstream", unitCount, true},

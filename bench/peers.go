@@ -355,6 +355,57 @@ func (c *client) get(path string) error {
 	return nil
 }
 
+// upload POSTs a body of n bytes to /upload with its length declared,
+// and returns the count of bytes the upstream says it read.
+func (c *client) upload(ctx context.Context, n int64) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/upload", &patternReader{left: n})
+	if err != nil {
+		return 0, err
+	}
+	req.ContentLength = n
+	req.Header.Set("Content-Type", "application/octet-stream")
+	res, err := c.rt.RoundTrip(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	answer, err := io.ReadAll(io.LimitReader(res.Body, 64))
+	if err != nil {
+		return 0, err
+	}
+	if res.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("status %s: %q", res.Status, answer)
+	}
+	return strconv.ParseInt(string(answer), 10, 64)
+}
+
+// uploadPattern is what a patternReader repeats.
+var uploadPattern = func() []byte {
+	b := make([]byte, 64<<10)
+	for i := range b {
+		b[i] = byte('a' + i%26)
+	}
+	return b
+}()
+
+// A patternReader is a request body of left bytes, made up as it is read.
+type patternReader struct{ left int64 }
+
+func (r *patternReader) Read(p []byte) (int, error) {
+	if r.left == 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > r.left {
+		p = p[:r.left]
+	}
+	n := 0
+	for n < len(p) {
+		n += copy(p[n:], uploadPattern)
+	}
+	r.left -= int64(n)
+	return n, nil
+}
+
 // versionOf runs the peer's version command.
 func versionOf(e *env, name string) string {
 	var cmd *exec.Cmd

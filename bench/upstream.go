@@ -44,6 +44,7 @@ func startUpstream() (*upstream, error) {
 	mux.HandleFunc("/sse", u.sse)
 	mux.HandleFunc("/small", serveSmall)
 	mux.HandleFunc("/big", u.big)
+	mux.HandleFunc("/upload", serveUpload)
 	mux.HandleFunc("/cancel", u.cancel)
 	mux.HandleFunc("/ttfb", u.ttfb)
 	u.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10,
@@ -231,6 +232,28 @@ func (u *upstream) big(w http.ResponseWriter, r *http.Request) {
 		}
 		total -= n
 	}
+}
+
+// serveUpload reads a request body to its end and answers with the
+// number of bytes it read, which the client checks against what it sent.
+// It reads in large pieces, as a Django or Go handler saving an upload
+// would, so the upstream is not what limits the transfer.
+func serveUpload(w http.ResponseWriter, r *http.Request) {
+	buf := make([]byte, 256<<10)
+	var n int64
+	for {
+		m, err := r.Body.Read(buf)
+		n += int64(m)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			http.Error(w, fmt.Sprintf("after %d bytes: %v", n, err), http.StatusBadRequest)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	io.WriteString(w, strconv.FormatInt(n, 10))
 }
 
 // expectCancel registers id; the returned channel gets the time the

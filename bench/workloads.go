@@ -38,6 +38,8 @@ type params struct {
 	bigBytes int64
 	bigWrite int // upstream write size
 
+	uploadBytes int64
+
 	cancelReps int
 	ttfbReps   int
 }
@@ -47,7 +49,8 @@ var fullParams = params{
 	heldStreams: 4000, heldConns: 40, settle: 3 * time.Second,
 	smallConns: 32, smallStreams: 8, smallDuration: 10 * time.Second, smallWarmUp: time.Second,
 	bigBytes: 2 << 30, bigWrite: 64 << 10,
-	cancelReps: 50, ttfbReps: 200,
+	uploadBytes: 1 << 30,
+	cancelReps:  50, ttfbReps: 200,
 }
 
 var quickParams = params{
@@ -55,7 +58,8 @@ var quickParams = params{
 	heldStreams: 200, heldConns: 4, settle: time.Second,
 	smallConns: 32, smallStreams: 8, smallDuration: 3 * time.Second, smallWarmUp: 500 * time.Millisecond,
 	bigBytes: 64 << 20, bigWrite: 64 << 10,
-	cancelReps: 10, ttfbReps: 50,
+	uploadBytes: 64 << 20,
+	cancelReps:  10, ttfbReps: 50,
 }
 
 func (p params) describe() []string {
@@ -64,6 +68,7 @@ func (p params) describe() []string {
 		fmt.Sprintf("held streams: %d concurrent SSE streams over %d HTTP/2 connections, silent after %s; (RSS of all the proxy's processes with the streams open, after %v, minus RSS before the connections opened) / streams", p.heldStreams, p.heldConns, heldTraffic(p.heldEvents), p.settle),
 		fmt.Sprintf("small requests: h2load -c %d -m %d -t 1, %v measured after %v warm-up, 100-byte responses with Content-Length; p99 from h2load's per-request log; upstream connections = connections the upstream accepted during the run (reuse); proxy CPU = user and system time of all the proxy's processes (/proc) over the measured period / requests; heap allocations (sluice only) = the rise of go_memstats_mallocs_total on its admin /metrics over the same period / requests", p.smallConns, p.smallStreams, p.smallDuration, p.smallWarmUp),
 		fmt.Sprintf("big stream: one %d MiB chunked response (%d KiB upstream writes) to one HTTP/2 client; MB/s = 10^6 bytes/s; peak RSS growth sampled every 20 ms; proxy CPU = user and system time of all the proxy's processes during the transfer / 10^6 bytes", p.bigBytes>>20, p.bigWrite>>10),
+		fmt.Sprintf("upload: one %d MiB request body (Content-Length, as a file upload sends it) from one HTTP/2 client, read to its end by the upstream, which answers with the count of bytes it got; MB/s = 10^6 bytes/s from the request's start to the answer; peak RSS growth and proxy CPU as for the big stream", p.uploadBytes>>20),
 		fmt.Sprintf("cancel: %d times, read the first event, cancel the request (HTTP/2 RST_STREAM), time until the upstream's request context ends (its connection closed); a cancel not seen within 2 s counts as never seen, and after 5 of those with none seen the peer is not tried further", p.cancelReps),
 		fmt.Sprintf("time to first byte: %d sequential requests on a warm connection for a streamed (chunked) response the upstream sends at once", p.ttfbReps),
 	}
@@ -85,6 +90,7 @@ var workloads = []workload{
 	{"ttfb", runTTFB, false},
 	{"cancel", runCancel, true},
 	{"big", runBig, false},
+	{"upload", runUpload, false},
 	{"small", runSmall, false},
 }
 
@@ -364,29 +370,8 @@ func runBig(e *env, p *proc, prm params) (figures, error) {
 	if err := c.get("/small"); err != nil {
 		return nil, err
 	}
-	p.refreshPids()
-	before := sampleRSS(p)
-	cpuBefore := p.cpu()
-	var peak atomic.Int64
-	peak.Store(before)
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		t := time.NewTicker(20 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				if r := p.rss(); r > peak.Load() {
-					peak.Store(r)
-				}
-			}
-		}
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(prm.bigBytes/(20<<20))*time.Second+30*time.Second)
+	w := watchTransfer(p)
+	ctx, cancel := context.WithTimeout(context.Background(), transferTimeout(prm.bigBytes))
 	defer cancel()
 	start := time.Now()
 	res, err := request(ctx, c, fmt.Sprintf("/big?bytes=%d&write=%d", prm.bigBytes, prm.bigWrite))
@@ -396,23 +381,105 @@ func runBig(e *env, p *proc, prm params) (figures, error) {
 		res.Body.Close()
 	}
 	elapsed := time.Since(start)
-	close(stop)
-	<-sampled
+	growth, cpu := w.stop()
 	if err != nil {
 		return nil, fmt.Errorf("big stream after %d bytes: %w", n, err)
 	}
 	if n != prm.bigBytes {
 		return nil, fmt.Errorf("big stream: got %d bytes, want %d", n, prm.bigBytes)
 	}
-	if r := p.rss(); r > peak.Load() {
-		peak.Store(r)
-	}
 	f := figures{mBigMBps: throughputMBps(n, elapsed)}
 	if p.cmd != nil {
-		f[mBigGrowth] = float64(peak.Load() - before)
-		f[mBigCPU] = float64((p.cpu() - cpuBefore).Microseconds()) / (float64(n) / 1e6)
+		f[mBigGrowth] = float64(growth)
+		f[mBigCPU] = float64(cpu.Microseconds()) / (float64(n) / 1e6)
 	}
 	return f, nil
+}
+
+// runUpload sends one large request body through the peer, as a file
+// upload does, and times it until the upstream's answer, which only comes
+// once the upstream has read the whole body: a proxy that held the body
+// back (buffered it) would show as peak RSS growth or a late answer.
+func runUpload(e *env, p *proc, prm params) (figures, error) {
+	c, err := p.client(e)
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	if err := c.get("/small"); err != nil {
+		return nil, err
+	}
+	w := watchTransfer(p)
+	ctx, cancel := context.WithTimeout(context.Background(), transferTimeout(prm.uploadBytes))
+	defer cancel()
+	start := time.Now()
+	got, err := c.upload(ctx, prm.uploadBytes)
+	elapsed := time.Since(start)
+	growth, cpu := w.stop()
+	if err != nil {
+		return nil, fmt.Errorf("upload: %w", err)
+	}
+	if got != prm.uploadBytes {
+		return nil, fmt.Errorf("upload: the upstream got %d bytes, want %d", got, prm.uploadBytes)
+	}
+	f := figures{mUploadMBps: throughputMBps(got, elapsed)}
+	if p.cmd != nil {
+		f[mUploadGrowth] = float64(growth)
+		f[mUploadCPU] = float64(cpu.Microseconds()) / (float64(got) / 1e6)
+	}
+	return f, nil
+}
+
+// transferTimeout bounds a transfer of n bytes: 20 MiB/s at the least,
+// plus setting-up time.
+func transferTimeout(n int64) time.Duration {
+	return time.Duration(n/(20<<20))*time.Second + 30*time.Second
+}
+
+// A transferWatch follows a peer's memory and CPU during one transfer.
+type transferWatch struct {
+	p         *proc
+	before    int64
+	cpuBefore time.Duration
+	peak      atomic.Int64
+	done      chan struct{}
+	sampled   chan struct{}
+}
+
+// watchTransfer starts sampling p's RSS every 20 ms.
+func watchTransfer(p *proc) *transferWatch {
+	p.refreshPids()
+	w := &transferWatch{p: p, before: sampleRSS(p), cpuBefore: p.cpu(), done: make(chan struct{}), sampled: make(chan struct{})}
+	w.peak.Store(w.before)
+	go func() {
+		defer close(w.sampled)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-w.done:
+				return
+			case <-t.C:
+				w.sample()
+			}
+		}
+	}()
+	return w
+}
+
+func (w *transferWatch) sample() {
+	if r := w.p.rss(); r > w.peak.Load() {
+		w.peak.Store(r)
+	}
+}
+
+// stop ends the sampling and returns the peak RSS growth over the RSS
+// before the transfer, and the CPU the peer's processes used meanwhile.
+func (w *transferWatch) stop() (growth int64, cpu time.Duration) {
+	close(w.done)
+	<-w.sampled
+	w.sample()
+	return w.peak.Load() - w.before, w.p.cpu() - w.cpuBefore
 }
 
 var (
