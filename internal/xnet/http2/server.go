@@ -487,6 +487,7 @@ type serverConn struct {
 	needsFrameFlush             bool              // last frame write wasn't a flush
 	inGoAway                    bool              // we've started to or sent GOAWAY
 	inFrameScheduleLoop         bool              // whether we're in the scheduleFrameWrite loop
+	holdingWrites               bool              // sluice: writeFrame queues without scheduling (noteBodyRead)
 	needToSendGoAway            bool              // we need to schedule a GOAWAY frame write
 	pingSent                    bool
 	sentPingData                [8]byte
@@ -1269,7 +1270,9 @@ func (sc *serverConn) writeFrame(wr FrameWriteRequest) {
 		}
 		sc.writeSched.Push(wr)
 	}
-	sc.scheduleFrameWrite()
+	if !sc.holdingWrites {
+		sc.scheduleFrameWrite()
+	}
 }
 
 // startFrameWrite starts a goroutine to write wr (in a separate
@@ -2614,12 +2617,18 @@ func (sc *serverConn) noteBodyReadFromHandler(st *stream, n int, err error) {
 
 func (sc *serverConn) noteBodyRead(st *stream, n int) {
 	sc.serveG.check()
+	// sluice: the connection's and the stream's updates are queued
+	// together and go out in one write, where each took a write of its
+	// own once frames were written without the writer goroutine.
+	sc.holdingWrites = true
 	sc.sendWindowUpdate(nil, n) // conn-level
 	if st != nil && st.state != stateHalfClosedRemote && st.state != stateClosed {
 		// Don't send this WINDOW_UPDATE if the stream is closed
 		// remotely.
 		sc.sendWindowUpdate(st, n)
 	}
+	sc.holdingWrites = false
+	sc.scheduleFrameWrite()
 }
 
 // st may be nil for conn-level

@@ -1,0 +1,134 @@
+package http2
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+
+	"golang.org/x/net/http2/hpack"
+)
+
+// A windowUpdate is one WINDOW_UPDATE frame the server wrote, and which of
+// its writes to the connection carried it.
+type windowUpdate struct {
+	write    int
+	streamID uint32
+	incr     uint32
+}
+
+// updateRecorder is a tryPipe that notes the WINDOW_UPDATE frames in each
+// write the server makes to the connection.
+type updateRecorder struct {
+	*tryPipe
+	mu      sync.Mutex
+	writes  int
+	updates []windowUpdate
+}
+
+func (r *updateRecorder) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	r.writes++
+	// A write is whole frames here: the server writes no frame larger
+	// than its buffer in these tests.
+	for b := p; len(b) >= frameHeaderLen; {
+		n := int(b[0])<<16 | int(b[1])<<8 | int(b[2])
+		if len(b) < frameHeaderLen+n {
+			break
+		}
+		if FrameType(b[3]) == FrameWindowUpdate && n == 4 {
+			r.updates = append(r.updates, windowUpdate{
+				write:    r.writes,
+				streamID: binary.BigEndian.Uint32(b[5:9]) & (1<<31 - 1),
+				incr:     binary.BigEndian.Uint32(b[9:13]) & (1<<31 - 1),
+			})
+		}
+		b = b[frameHeaderLen+n:]
+	}
+	r.mu.Unlock()
+	return r.tryPipe.Write(p)
+}
+
+// A handler reading an upload 16 KiB at a time gets the client's window
+// back in updates of inflowMinRefresh bytes, and each connection update
+// goes out in the same write as the stream's. x/net sent both after every
+// read (each covered 16 KiB, over its 4 KiB minimum), and each took a
+// write of its own once frames were written without the writer goroutine:
+// 64 writes for this upload where there are now 8.
+func TestBodyReadWindowUpdatesAreFewAndShareAWrite(t *testing.T) {
+	const frame, total = 16 << 10, 512 << 10
+	rec := &updateRecorder{tryPipe: &tryPipe{take: true}}
+	handlerErr := make(chan error, 1)
+	rc := serveRawOn(t, func(c net.Conn) net.Conn { rec.Conn = c; return rec }, func(w http.ResponseWriter, r *http.Request) {
+		buf := make([]byte, frame)
+		var err error
+		for got := 0; got < total && err == nil; {
+			var n int
+			n, err = io.ReadFull(r.Body, buf)
+			got += n
+		}
+		if err == nil {
+			_, err = io.Copy(io.Discard, r.Body)
+		}
+		handlerErr <- err
+	})
+	var b bytes.Buffer
+	enc := hpack.NewEncoder(&b)
+	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", "example.test"}, {":path", "/"}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	if err := rc.fr.WriteHeaders(HeadersFrameParam{StreamID: 1, BlockFragment: b.Bytes(), EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	// Within the server's initial windows (1 MiB each), so the client
+	// needs none of the updates to send it all.
+	payload := bytes.Repeat([]byte("u"), frame)
+	for range total / frame {
+		if err := rc.fr.WriteData(1, false, payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The stream stays open until the client has its window back: an
+	// update made after END_STREAM is only the connection's.
+	want := total / inflowMinRefresh
+	for back := 0; back < total; {
+		f, err := rc.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("reading the updates (%d bytes back): %v", back, err)
+		}
+		if wu, ok := f.(*WindowUpdateFrame); ok && wu.StreamID == 1 {
+			back += int(wu.Increment)
+		}
+	}
+	rc.fr.WriteData(1, true, nil)
+	rc.response()
+	if err := <-handlerErr; err != nil {
+		t.Fatalf("handler: %v", err)
+	}
+
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	var stream, conn []windowUpdate
+	for _, u := range rec.updates {
+		if u.streamID == 1 {
+			stream = append(stream, u)
+		} else if u.streamID == 0 && u.incr < 1<<20-65535 {
+			// Not the update that opens the connection's window.
+			conn = append(conn, u)
+		}
+	}
+	if len(stream) != want || len(conn) != want {
+		t.Fatalf("%d stream and %d connection updates for %d KiB read, want %d each: %v", len(stream), len(conn), total>>10, want, rec.updates)
+	}
+	for i, u := range stream {
+		if u.incr != inflowMinRefresh || conn[i].incr != inflowMinRefresh {
+			t.Errorf("update %d: stream %d, connection %d bytes, want %d", i, u.incr, conn[i].incr, inflowMinRefresh)
+		}
+		if conn[i].write != u.write {
+			t.Errorf("update %d: the stream's went in write %d, the connection's in write %d", i, u.write, conn[i].write)
+		}
+	}
+}
