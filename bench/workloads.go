@@ -362,14 +362,11 @@ func runCancel(e *env, p *proc, prm params) (figures, error) {
 }
 
 func runBig(e *env, p *proc, prm params) (figures, error) {
-	c, err := p.client(e)
+	c, err := warmClient(e, p)
 	if err != nil {
 		return nil, err
 	}
 	defer c.close()
-	if err := c.get("/small"); err != nil {
-		return nil, err
-	}
 	w := watchTransfer(p)
 	ctx, cancel := context.WithTimeout(context.Background(), transferTimeout(prm.bigBytes))
 	defer cancel()
@@ -401,14 +398,11 @@ func runBig(e *env, p *proc, prm params) (figures, error) {
 // once the upstream has read the whole body: a proxy that held the body
 // back (buffered it) would show as peak RSS growth or a late answer.
 func runUpload(e *env, p *proc, prm params) (figures, error) {
-	c, err := p.client(e)
+	c, err := warmClient(e, p)
 	if err != nil {
 		return nil, err
 	}
 	defer c.close()
-	if err := c.get("/small"); err != nil {
-		return nil, err
-	}
 	w := watchTransfer(p)
 	ctx, cancel := context.WithTimeout(context.Background(), transferTimeout(prm.uploadBytes))
 	defer cancel()
@@ -428,6 +422,20 @@ func runUpload(e *env, p *proc, prm params) (figures, error) {
 		f[mUploadCPU] = float64(cpu.Microseconds()) / (float64(got) / 1e6)
 	}
 	return f, nil
+}
+
+// warmClient opens a client to p and makes one request on it, so that a
+// transfer's figures leave out the connection's setup.
+func warmClient(e *env, p *proc) (*client, error) {
+	c, err := p.client(e)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.get("/small"); err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // transferTimeout bounds a transfer of n bytes: 20 MiB/s at the least,

@@ -12,8 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2/hpack"
 )
 
 // readData reads frames until a DATA frame and returns its payload. It
@@ -356,14 +354,7 @@ func TestRequestDataIsProcessedByTheReader(t *testing.T) {
 			}
 		}
 	})
-	var b bytes.Buffer
-	enc := hpack.NewEncoder(&b)
-	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", "example.test"}, {":path", "/"}} {
-		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
-	if err := rc.fr.WriteHeaders(HeadersFrameParam{StreamID: 1, BlockFragment: b.Bytes(), EndHeaders: true}); err != nil {
-		t.Fatal(err)
-	}
+	rc.postOn(1)
 	var got []string
 	for i := range parts {
 		if err := rc.fr.WriteData(1, i == parts-1, []byte(fmt.Sprintf("part %d", i))); err != nil {

@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"sync"
 	"testing"
-
-	"golang.org/x/net/http2/hpack"
 )
 
 // A windowUpdate is one WINDOW_UPDATE frame the server wrote, and which of
@@ -75,14 +73,7 @@ func TestBodyReadWindowUpdatesAreFewAndShareAWrite(t *testing.T) {
 		}
 		handlerErr <- err
 	})
-	var b bytes.Buffer
-	enc := hpack.NewEncoder(&b)
-	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", "example.test"}, {":path", "/"}} {
-		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
-	if err := rc.fr.WriteHeaders(HeadersFrameParam{StreamID: 1, BlockFragment: b.Bytes(), EndHeaders: true}); err != nil {
-		t.Fatal(err)
-	}
+	rc.postOn(1)
 	// Within the server's initial windows (1 MiB each), so the client
 	// needs none of the updates to send it all.
 	payload := bytes.Repeat([]byte("u"), frame)

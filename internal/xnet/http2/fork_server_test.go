@@ -95,6 +95,19 @@ func (rc *rawClient) getOn(id uint32, fields [][2]string) {
 	}
 }
 
+// postOn opens stream id with the HEADERS of a POST, leaving the stream
+// open for its body.
+func (rc *rawClient) postOn(id uint32) {
+	var b bytes.Buffer
+	enc := hpack.NewEncoder(&b)
+	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", "example.test"}, {":path", "/"}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	if err := rc.fr.WriteHeaders(HeadersFrameParam{StreamID: id, BlockFragment: b.Bytes(), EndHeaders: true}); err != nil {
+		rc.t.Fatal(err)
+	}
+}
+
 // decode decodes a HEADERS frame's block into rc.fields with the
 // connection's decoder, which is kept from frame to frame as HPACK needs.
 func (rc *rawClient) decode(f *HeadersFrame) {
