@@ -53,15 +53,14 @@ import (
 // (change 16); without one, a large frame is written by that goroutine.
 // Either way the handler's wait for the result is as before.
 //
-// A frame larger than the handler's buffer (handlerChunkWriteSize) goes
-// to the serve loop too: a stream that fast is bound by throughput, not
-// by a wake-up, and a handler sealing and writing tens of kilobytes
-// under serveMu would keep the client's WINDOW_UPDATEs waiting. (Taking
-// such frames here too was measured after change 24: no faster, 8
-// paired rounds of the bench's big stream.) So does a frame whose stream
-// still has one on its way (most often the HEADERS frame just flushed),
-// without touching serveMu, which the serve goroutine receiving that
-// frame is about to take.
+// A frame larger than the handler's buffer (handlerChunkWriteSize), as
+// a fast stream writes, takes this path too (optimisation 53 in
+// docs/benchmarks.md): on a machine where waking a thread is dear it
+// cost 8–10 % less CPU per MB than the serve loop's handoff, and on one
+// where it is cheap it made no difference. A frame whose stream still
+// has one on its way (most often the HEADERS frame just flushed) goes to
+// the serve loop, without touching serveMu, which the serve goroutine
+// receiving that frame is about to take.
 //
 // So do a stream's first chunk and a chunk that comes more than
 // directWindow after the stream's previous one: the TLS write on the
@@ -71,12 +70,12 @@ import (
 // stack for nothing (2,000 streams with an event every 300 ms: 15.4
 // against 10.7 KiB of RSS each). A stream sending chunks that often is
 // not idle, and is the one whose chunks should not wait.
-func (sc *serverConn) writeDataDirect(wr FrameWriteRequest, n int) bool {
+func (sc *serverConn) writeDataDirect(wr FrameWriteRequest) bool {
 	st := wr.stream
 	now := time.Since(monoStart)
 	recent := st.lastData != 0 && now-st.lastData < directWindow
 	st.lastData = now
-	if !recent || n > handlerChunkWriteSize || st.handedOver.Load() != 0 || !sc.tryDirect() {
+	if !recent || st.handedOver.Load() != 0 || !sc.tryDirect() {
 		return false
 	}
 	defer sc.endDirect()

@@ -1090,7 +1090,7 @@ func (sc *serverConn) writeDataFromHandler(stream *stream, data []byte, endStrea
 		done:   ch,
 	}
 	// sluice: on this goroutine if the serve loop is idle (fork_direct.go).
-	if endStream || !sc.writeDataDirect(wr, len(data)) {
+	if endStream || !sc.writeDataDirect(wr) {
 		if err := sc.writeFrameFromHandler(wr); err != nil {
 			return err
 		}
