@@ -64,6 +64,15 @@ func (f *inflow) add(n int) (connAdd int32) {
 	return int32(unsent)
 }
 
+// release returns the accumulated unsent window, to go with an update
+// being sent anyway (sluice: see serverConn.sendWindowUpdates).
+func (f *inflow) release() int32 {
+	n := f.unsent
+	f.avail += n
+	f.unsent = 0
+	return n
+}
+
 // take attempts to take n bytes from the peer's flow control window.
 // It reports whether the window has available capacity.
 func (f *inflow) take(n uint32) bool {

@@ -123,3 +123,98 @@ func TestBodyReadWindowUpdatesAreFewAndShareAWrite(t *testing.T) {
 		}
 	}
 }
+
+// When either of a body read's updates is due, the other's unsent bytes
+// go with it, in the same write. Here a second upload starts while the
+// connection already holds 48 KiB of unsent window from the first, so the
+// connection's updates fall due three reads before the stream's. Sent
+// only when due, each update took a write of its own from then on, and
+// the stream's doubling rule (sent early when the client's window runs
+// low) put real uploads out of step in the same way: 30k writes of one
+// update each for 1 GiB, where there are now 17k of two.
+func TestBodyReadUpdatesGoTogether(t *testing.T) {
+	const frame, held, total = 16 << 10, 48 << 10, 256 << 10
+	rec := &updateRecorder{tryPipe: &tryPipe{take: true}}
+	holding := make(chan struct{})
+	handlerErr := make(chan error, 2)
+	rc := serveRawOn(t, func(c net.Conn) net.Conn { rec.Conn = c; return rec }, func(w http.ResponseWriter, r *http.Request) {
+		n := total
+		if r.URL.Path == "/hold" {
+			n = held
+		}
+		buf := make([]byte, frame)
+		var err error
+		for got := 0; got < n && err == nil; got += frame {
+			_, err = io.ReadFull(r.Body, buf)
+		}
+		if r.URL.Path == "/hold" {
+			close(holding)
+		}
+		if err == nil {
+			_, err = io.Copy(io.Discard, r.Body)
+		}
+		handlerErr <- err
+	})
+	payload := bytes.Repeat([]byte("u"), frame)
+	send := func(id uint32, n int) {
+		t.Helper()
+		for range n / frame {
+			if err := rc.fr.WriteData(id, false, payload); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	rc.postTo(1, "/hold")
+	send(1, held)
+	<-holding
+	rc.postTo(3, "/")
+	send(3, total)
+	// The connection's update is due at stream 3's first read (48 + 16
+	// KiB), and then every fourth read, as is the stream's if it goes
+	// along: 16 + 3*64 KiB back to stream 3. Sent only when due, the
+	// stream's 4*64 KiB cover that too.
+	const want = frame + 3*inflowMinRefresh
+	for back := 0; back < want; {
+		f, err := rc.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("reading the updates (%d bytes back): %v", back, err)
+		}
+		if wu, ok := f.(*WindowUpdateFrame); ok && wu.StreamID == 3 {
+			back += int(wu.Increment)
+		}
+	}
+	rc.fr.WriteData(3, true, nil)
+	rc.fr.WriteData(1, true, nil)
+	rc.response()
+	for range 2 {
+		if err := <-handlerErr; err != nil {
+			t.Fatalf("handler: %v", err)
+		}
+	}
+
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	byWrite := map[int][]windowUpdate{}
+	var writes []int
+	for _, u := range rec.updates {
+		if u.streamID == 0 && u.incr >= 1<<20-65535 {
+			continue // the update that opens the connection's window
+		}
+		if byWrite[u.write] == nil {
+			writes = append(writes, u.write)
+		}
+		byWrite[u.write] = append(byWrite[u.write], u)
+	}
+	if len(writes) < 4 {
+		t.Fatalf("updates in %d writes, want at least 4: %v", len(writes), rec.updates)
+	}
+	for _, w := range writes[:4] {
+		us := byWrite[w]
+		if len(us) != 2 || us[0].streamID != 0 || us[1].streamID != 3 {
+			t.Errorf("write %d carried %v, want the connection's update and stream 3's", w, us)
+		}
+	}
+	if first := byWrite[writes[0]]; len(first) == 2 && (first[0].incr != held+frame || first[1].incr != frame) {
+		t.Errorf("first updates: %v, want %d bytes for the connection and %d for stream 3", first, held+frame, frame)
+	}
+}

@@ -97,10 +97,13 @@ func (rc *rawClient) getOn(id uint32, fields [][2]string) {
 
 // postOn opens stream id with the HEADERS of a POST, leaving the stream
 // open for its body.
-func (rc *rawClient) postOn(id uint32) {
+func (rc *rawClient) postOn(id uint32) { rc.postTo(id, "/") }
+
+// postTo is postOn with path as the request's :path.
+func (rc *rawClient) postTo(id uint32, path string) {
 	var b bytes.Buffer
 	enc := hpack.NewEncoder(&b)
-	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", "example.test"}, {":path", "/"}} {
+	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", "example.test"}, {":path", path}} {
 		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
 	}
 	if err := rc.fr.WriteHeaders(HeadersFrameParam{StreamID: id, BlockFragment: b.Bytes(), EndHeaders: true}); err != nil {

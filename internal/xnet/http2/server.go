@@ -487,7 +487,7 @@ type serverConn struct {
 	needsFrameFlush             bool              // last frame write wasn't a flush
 	inGoAway                    bool              // we've started to or sent GOAWAY
 	inFrameScheduleLoop         bool              // whether we're in the scheduleFrameWrite loop
-	holdingWrites               bool              // sluice: writeFrame queues without scheduling (noteBodyRead)
+	holdingWrites               bool              // sluice: writeFrame queues without scheduling (sendWindowUpdates)
 	needToSendGoAway            bool              // we need to schedule a GOAWAY frame write
 	pingSent                    bool
 	sentPingData                [8]byte
@@ -1972,8 +1972,7 @@ func (sc *serverConn) processData(f *DataFrame) error {
 		// to return buffered flow control credit if the sent
 		// window has shrunk.
 		pad := int32(f.Length) - int32(len(data))
-		sc.sendWindowUpdate32(nil, pad)
-		sc.sendWindowUpdate32(st, pad)
+		sc.sendWindowUpdates(st, int(pad)) // sluice: both in one write
 	}
 	if f.StreamEnded() {
 		st.endStream()
@@ -2617,41 +2616,71 @@ func (sc *serverConn) noteBodyReadFromHandler(st *stream, n int, err error) {
 
 func (sc *serverConn) noteBodyRead(st *stream, n int) {
 	sc.serveG.check()
-	// sluice: the connection's and the stream's updates are queued
-	// together and go out in one write, where each took a write of its
-	// own once frames were written without the writer goroutine.
-	sc.holdingWrites = true
-	sc.sendWindowUpdate(nil, n) // conn-level
-	if st != nil && st.state != stateHalfClosedRemote && st.state != stateClosed {
+	if st != nil && (st.state == stateHalfClosedRemote || st.state == stateClosed) {
 		// Don't send this WINDOW_UPDATE if the stream is closed
 		// remotely.
-		sc.sendWindowUpdate(st, n)
+		st = nil
 	}
+	sc.sendWindowUpdates(st, n)
+}
+
+// sendWindowUpdates returns n bytes of flow control to the connection
+// and, unless st is nil, to st.
+//
+// sluice: when either update is due, the other's unsent bytes go with
+// it, and both are queued before one write. Sent apart, each took a
+// write of its own once frames were written without the writer
+// goroutine; and as the stream's updates also go when the client's
+// window runs low, the two fell out of step after the first such
+// update, so that even queued together, one of them was due at a time:
+// a 1 GiB upload made 30k writes of one update each.
+func (sc *serverConn) sendWindowUpdates(st *stream, n int) {
+	sc.serveG.check()
+	connN := sc.inflow.add(n)
+	var streamN int32
+	if st != nil {
+		streamN = st.inflow.add(n)
+	}
+	if connN == 0 && streamN == 0 {
+		return
+	}
+	if connN == 0 {
+		connN = sc.inflow.release()
+	}
+	if st != nil && streamN == 0 {
+		streamN = st.inflow.release()
+	}
+	sc.holdingWrites = true
+	sc.writeWindowUpdate(nil, connN)
+	sc.writeWindowUpdate(st, streamN)
 	sc.holdingWrites = false
 	sc.scheduleFrameWrite()
 }
 
 // st may be nil for conn-level
-func (sc *serverConn) sendWindowUpdate32(st *stream, n int32) {
-	sc.sendWindowUpdate(st, int(n))
-}
-
-// st may be nil for conn-level
 func (sc *serverConn) sendWindowUpdate(st *stream, n int) {
 	sc.serveG.check()
-	var streamID uint32
 	var send int32
 	if st == nil {
 		send = sc.inflow.add(n)
 	} else {
-		streamID = st.id
 		send = st.inflow.add(n)
 	}
-	if send == 0 {
+	sc.writeWindowUpdate(st, send)
+}
+
+// writeWindowUpdate queues a WINDOW_UPDATE of n bytes for st, or for
+// the connection if st is nil; none if n is 0.
+func (sc *serverConn) writeWindowUpdate(st *stream, n int32) {
+	if n == 0 {
 		return
 	}
+	var streamID uint32
+	if st != nil {
+		streamID = st.id
+	}
 	sc.writeFrame(FrameWriteRequest{
-		write:  writeWindowUpdate{streamID: streamID, n: uint32(send)},
+		write:  writeWindowUpdate{streamID: streamID, n: uint32(n)},
 		stream: st,
 	})
 }
