@@ -250,7 +250,7 @@ func TestJournalLogs(t *testing.T) {
 			stream = strings.Join([]string{itoa(uint64(st.Dev)), itoa(st.Ino)}, ":")
 		}
 		cmd := exec.Command(sluiceBin, "run", "--config", path)
-		cmd.Env = append(os.Environ(), "JOURNAL_STREAM="+stream)
+		cmd.Env = append(os.Environ(), "JOURNAL_STREAM="+stream, "GOMAXPROCS=1")
 		cmd.Stderr = w
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -305,11 +305,17 @@ func TestJournalLogs(t *testing.T) {
 		t.Fatalf("want info and warn lines, got prefixes %v", prefixes)
 	}
 
+	var started map[string]any
 	for _, l := range run(false) {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(l), &m); err != nil || m["ts"] == nil {
 			t.Fatalf("outside the journal, want plain JSON with ts: %q", l)
 		}
+		started = m
+	}
+	// The start line says how many threads run Go code (README, "Tuning").
+	if started["gomaxprocs"] != float64(1) {
+		t.Fatalf("start line with GOMAXPROCS=1: gomaxprocs %v, want 1: %v", started["gomaxprocs"], started)
 	}
 }
 

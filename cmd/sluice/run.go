@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -147,7 +148,9 @@ func serve(cfg *config.Config, path string, ready func(log *zap.Logger, httpsAdd
 	stopACME := startACME(acme, log.Named("tls"))
 	defer stopACME()
 	httpsAddr, _ := srv.Addrs()
-	log.Info("sluice started", zap.String("version", getVersion()), zap.String("config", path), zap.Int("routes", len(cfg.Routes)))
+	// GOMAXPROCS is logged because it matters on a small machine shared
+	// with the app (README, "Tuning").
+	log.Info("sluice started", zap.String("version", getVersion()), zap.String("config", path), zap.Int("routes", len(cfg.Routes)), zap.Int("gomaxprocs", runtime.GOMAXPROCS(0)))
 	notify.Ready(rl.status())
 	if iv := notify.WatchdogInterval(); iv > 0 {
 		stop := watchdog(notify, iv)
