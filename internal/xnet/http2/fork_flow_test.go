@@ -50,6 +50,21 @@ func (r *updateRecorder) Write(p []byte) (int, error) {
 	return r.tryPipe.Write(p)
 }
 
+// awaitWindow reads frames until the server's WINDOW_UPDATEs for stream id
+// add up to at least n bytes.
+func (rc *rawClient) awaitWindow(id uint32, n int) {
+	rc.t.Helper()
+	for back := 0; back < n; {
+		f, err := rc.fr.ReadFrame()
+		if err != nil {
+			rc.t.Fatalf("reading the updates (%d bytes back): %v", back, err)
+		}
+		if wu, ok := f.(*WindowUpdateFrame); ok && wu.StreamID == id {
+			back += int(wu.Increment)
+		}
+	}
+}
+
 // A handler reading an upload 16 KiB at a time gets the client's window
 // back in updates of inflowMinRefresh bytes, and each connection update
 // goes out in the same write as the stream's. x/net sent both after every
@@ -85,15 +100,7 @@ func TestBodyReadWindowUpdatesAreFewAndShareAWrite(t *testing.T) {
 	// The stream stays open until the client has its window back: an
 	// update made after END_STREAM is only the connection's.
 	want := total / inflowMinRefresh
-	for back := 0; back < total; {
-		f, err := rc.fr.ReadFrame()
-		if err != nil {
-			t.Fatalf("reading the updates (%d bytes back): %v", back, err)
-		}
-		if wu, ok := f.(*WindowUpdateFrame); ok && wu.StreamID == 1 {
-			back += int(wu.Increment)
-		}
-	}
+	rc.awaitWindow(1, total)
 	rc.fr.WriteData(1, true, nil)
 	rc.response()
 	if err := <-handlerErr; err != nil {
@@ -173,16 +180,7 @@ func TestBodyReadUpdatesGoTogether(t *testing.T) {
 	// KiB), and then every fourth read, as is the stream's if it goes
 	// along: 16 + 3*64 KiB back to stream 3. Sent only when due, the
 	// stream's 4*64 KiB cover that too.
-	const want = frame + 3*inflowMinRefresh
-	for back := 0; back < want; {
-		f, err := rc.fr.ReadFrame()
-		if err != nil {
-			t.Fatalf("reading the updates (%d bytes back): %v", back, err)
-		}
-		if wu, ok := f.(*WindowUpdateFrame); ok && wu.StreamID == 3 {
-			back += int(wu.Increment)
-		}
-	}
+	rc.awaitWindow(3, frame+3*inflowMinRefresh)
 	rc.fr.WriteData(3, true, nil)
 	rc.fr.WriteData(1, true, nil)
 	rc.response()

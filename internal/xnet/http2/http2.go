@@ -281,7 +281,7 @@ func newBufferedWriter(conn net.Conn, timeout time.Duration) *bufferedWriter {
 // 16 KiB that browsers allow, with its 9-byte header, took two records:
 // one full, one of 9 bytes. Gathered in the buffer, the frames of a turn
 // fill records: 5 for four such frames where there were 8. The client
-// decrypts the fewer records with less CPU (h2load: 8 % less for a
+// decrypts the fewer records with less CPU (h2load: about 9 % less for a
 // 2 GiB stream), for a copy sluice's CPU does not show. The buffer is
 // taken from the pool for a turn only, so a quiet connection holds none
 // (../UPSTREAM.md, change 27).
