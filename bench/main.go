@@ -50,7 +50,7 @@ func bench(args []string) int {
 	baseBin := fs.String("sluice-base", "", "an earlier sluice binary, run as the "+peerSluiceBase+" experiment to compare a change in one run")
 	out := fs.String("out", "docs", "directory for benchmarks.md and img/")
 	peersFlag := fs.String("peers", strings.Join(peerOrder, ","), "peers to run, comma-separated; the experiments "+peerSluiceBase+" (needs -sluice-base), "+peerSluice1P+" (sluice with GOMAXPROCS=1) and "+peerProto+" (held streams only) and "+peerFloor+" (held streams and small requests) run only when named")
-	only := fs.String("workloads", "", "workloads to run, comma-separated (default all): held,chunks,ttfb,cancel,big,upload,small")
+	only := fs.String("workloads", "", "workloads to run, comma-separated (default all): held,chunks,ttfb,cancel,big,bigh2load,upload,small")
 	rounds := fs.Int("rounds", 0, "rounds, each on fresh processes; each figure is the median over rounds (default 3, 1 with -quick)")
 	profile := fs.String("profile", "", "run sluice in-process with CPU and heap profiles written to this directory")
 	maxFrame := fs.Uint("client-max-frame", 0, "SETTINGS_MAX_FRAME_SIZE of the bench's HTTP/2 clients (0: x/net's 1 MiB; 16384 is what browsers send)")

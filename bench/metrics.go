@@ -42,6 +42,8 @@ const (
 	mBigMBps      = "big_mbps"
 	mBigGrowth    = "big_peak_growth"
 	mBigCPU       = "big_cpu_per_mb"
+	mBigH2MBps    = "bigh2load_mbps"
+	mBigH2CPU     = "bigh2load_cpu_per_mb"
 	mUploadMBps   = "upload_mbps"
 	mUploadGrowth = "upload_peak_growth"
 	mUploadCPU    = "upload_cpu_per_mb"
@@ -68,6 +70,8 @@ var metrics = []metric{
 	{mBigMBps, "big stream, MB/s", unitMBps, false},
 	{mBigGrowth, "big stream, peak RSS growth", unitBytes, true},
 	{mBigCPU, "big stream, proxy CPU per MB", unitMicros, true},
+	{mBigH2MBps, "big stream to h2load, MB/s", unitMBps, false},
+	{mBigH2CPU, "big stream to h2load, proxy CPU per MB", unitMicros, true},
 	{mUploadMBps, "upload, MB/s", unitMBps, false},
 	{mUploadGrowth, "upload, peak RSS growth", unitBytes, true},
 	{mUploadCPU, "upload, proxy CPU per MB", unitMicros, true},

@@ -27,6 +27,7 @@ var plotted = []struct {
 	{mSmallP99, "small-requests-p99.png", 1000, "ms p99 latency"},
 	{mBigMBps, "big-stream-mbps.png", 1, "MB/s"},
 	{mBigGrowth, "big-stream-rss-growth.png", 1 << 20, "MiB peak RSS growth"},
+	{mBigH2MBps, "big-stream-h2load-mbps.png", 1, "MB/s"},
 	{mUploadMBps, "upload-mbps.png", 1, "MB/s"},
 	{mUploadGrowth, "upload-rss-growth.png", 1 << 20, "MiB peak RSS growth"},
 	{mCancelP50, "cancel-p50.png", 1000, "ms from reset to upstream close (p50)"},

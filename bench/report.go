@@ -158,7 +158,7 @@ type runInfo struct {
 var reportMetrics = []string{
 	mAddedP50, mAddedP99, mChunkP50, mChunkP99, mHeld, mHeldOpen,
 	mSmallRPS, mSmallP99, mSmallFail, mSmallConns, mSmallCPU, mSmallAlloc, mBigMBps, mBigGrowth, mBigCPU,
-	mUploadMBps, mUploadGrowth, mUploadCPU, mCancelP50, mCancelP99, mCancelMiss, mTTFBP50, mTTFBP99,
+	mBigH2MBps, mBigH2CPU, mUploadMBps, mUploadGrowth, mUploadCPU, mCancelP50, mCancelP99, mCancelMiss, mTTFBP50, mTTFBP99,
 }
 
 // writeResults renders the generated part of docs/benchmarks.md.
@@ -349,7 +349,7 @@ func writeDoc(path, generated string) error {
 
 // roundMetrics are the figures behind the targets that vary from round to
 // round, compared within each round in the round-by-round table.
-var roundMetrics = []string{mChunkP50, mSmallRPS, mBigMBps, mUploadMBps, mHeld, mCancelP50, mTTFBP50}
+var roundMetrics = []string{mChunkP50, mSmallRPS, mBigMBps, mBigH2MBps, mUploadMBps, mHeld, mCancelP50, mTTFBP50}
 
 // writeRoundByRound compares sluice with each peer within every round.
 // Peers run one after another in each round, so a machine that slows

@@ -117,6 +117,27 @@ func TestParseH2load(t *testing.T) {
 	}
 }
 
+// h2load's summary of one big stream (-n 1), as it printed it.
+const h2loadTransferOut = `finished in 2.31s, 0.43 req/s, 885.59MB/s
+requests: 1 total, 1 started, 1 done, 1 succeeded, 0 failed, 0 errored, 0 timeout
+status codes: 1 2xx, 0 3xx, 0 4xx, 0 5xx
+traffic: 2.00GB (2148663665) total, 44B (44) headers (space savings 0.00%), 2.00GB (2147483648) data
+`
+
+func TestParseH2loadTransfer(t *testing.T) {
+	n, err := parseH2loadTransfer(h2loadTransferOut)
+	if err != nil || n != 2<<30 {
+		t.Errorf("parseH2loadTransfer = %d, %v; want %d", n, err, int64(2<<30))
+	}
+	failed := strings.Replace(h2loadTransferOut, "1 succeeded, 0 failed", "0 succeeded, 1 failed", 1)
+	if _, err := parseH2loadTransfer(failed); err == nil {
+		t.Error("parseH2loadTransfer accepted a failed request")
+	}
+	if _, err := parseH2loadTransfer("connect: Connection refused"); err == nil {
+		t.Error("parseH2loadTransfer accepted output without a summary")
+	}
+}
+
 func TestReadH2loadLog(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "log")
 	var b strings.Builder

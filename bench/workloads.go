@@ -68,6 +68,7 @@ func (p params) describe() []string {
 		fmt.Sprintf("held streams: %d concurrent SSE streams over %d HTTP/2 connections, silent after %s; (RSS of all the proxy's processes with the streams open, after %v, minus RSS before the connections opened) / streams", p.heldStreams, p.heldConns, heldTraffic(p.heldEvents), p.settle),
 		fmt.Sprintf("small requests: h2load -c %d -m %d -t 1, %v measured after %v warm-up, 100-byte responses with Content-Length; p99 from h2load's per-request log; upstream connections = connections the upstream accepted during the run (reuse); proxy CPU = user and system time of all the proxy's processes (/proc) over the measured period / requests; heap allocations (sluice only) = the rise of go_memstats_mallocs_total on its admin /metrics over the same period / requests", p.smallConns, p.smallStreams, p.smallDuration, p.smallWarmUp),
 		fmt.Sprintf("big stream: one %d MiB chunked response (%d KiB upstream writes) to one HTTP/2 client; MB/s = 10^6 bytes/s; peak RSS growth sampled every 20 ms; proxy CPU = user and system time of all the proxy's processes during the transfer / 10^6 bytes", p.bigBytes>>20, p.bigWrite>>10),
+		fmt.Sprintf("big stream to h2load: the big stream's response read by h2load -n 1 -c 1 -m 1 -w 30 -W 30 (1 GiB windows given back in large steps, 16 KiB frames, as browsers have them); MB/s and proxy CPU per MB as for the big stream"),
 		fmt.Sprintf("upload: one %d MiB request body (Content-Length, as a file upload sends it) from one HTTP/2 client, read to its end by the upstream, which answers with the count of bytes it got; MB/s = 10^6 bytes/s from the request's start to the answer; peak RSS growth and proxy CPU as for the big stream", p.uploadBytes>>20),
 		fmt.Sprintf("cancel: %d times, read the first event, cancel the request (HTTP/2 RST_STREAM), time until the upstream's request context ends (its connection closed); a cancel not seen within 2 s counts as never seen, and after 5 of those with none seen the peer is not tried further", p.cancelReps),
 		fmt.Sprintf("time to first byte: %d sequential requests on a warm connection for a streamed (chunked) response the upstream sends at once", p.ttfbReps),
@@ -90,6 +91,7 @@ var workloads = []workload{
 	{"ttfb", runTTFB, false},
 	{"cancel", runCancel, true},
 	{"big", runBig, false},
+	{"bigh2load", runBigH2load, false},
 	{"upload", runUpload, false},
 	{"small", runSmall, false},
 }
@@ -391,6 +393,59 @@ func runBig(e *env, p *proc, prm params) (figures, error) {
 		f[mBigCPU] = float64(cpu.Microseconds()) / (float64(n) / 1e6)
 	}
 	return f, nil
+}
+
+// runBigH2load is the big stream with h2load as its client: one stream,
+// 1 GiB windows and 16 KiB frames. nghttp2 gives a window back once half
+// of it is used, as browsers do in large steps, where x/net's Transport
+// (runBig's client) gives it back after every read of 4 KiB or more: a
+// WINDOW_UPDATE pair about every 12 KiB of the stream, each of which can
+// wake a Go proxy's idle thread (docs/benchmarks.md, What is left, item
+// 3). This workload shows the stream without them.
+func runBigH2load(e *env, p *proc, prm params) (figures, error) {
+	path := fmt.Sprintf("/big?bytes=%d&write=%d", prm.bigBytes, prm.bigWrite)
+	args := []string{"-n", "1", "-c", "1", "-m", "1", "-w", "30", "-W", "30"}
+	if p.tls {
+		args = append(args, "https://localhost:"+portOf(p.addr)+path, "--connect-to", p.addr)
+	} else {
+		args = append(args, "--h1", "http://"+p.addr+path)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), transferTimeout(prm.bigBytes))
+	defer cancel()
+	w := watchTransfer(p)
+	start := time.Now()
+	out, err := exec.CommandContext(ctx, "h2load", args...).CombinedOutput()
+	elapsed := time.Since(start)
+	_, cpu := w.stop()
+	if err != nil {
+		return nil, fmt.Errorf("h2load: %w\n%s", err, tail(out, 2000))
+	}
+	n, err := parseH2loadTransfer(string(out))
+	if err != nil {
+		return nil, err
+	}
+	if n != prm.bigBytes {
+		return nil, fmt.Errorf("big stream to h2load: got %d bytes, want %d", n, prm.bigBytes)
+	}
+	f := figures{mBigH2MBps: throughputMBps(n, elapsed)}
+	if p.cmd != nil {
+		f[mBigH2CPU] = float64(cpu.Microseconds()) / (float64(n) / 1e6)
+	}
+	return f, nil
+}
+
+// parseH2loadTransfer returns the body bytes of h2load's one request,
+// which must have succeeded.
+func parseH2loadTransfer(out string) (int64, error) {
+	r := reRequests.FindStringSubmatch(out)
+	d := reData.FindStringSubmatch(out)
+	if r == nil || d == nil {
+		return 0, fmt.Errorf("unexpected h2load output:\n%s", tail([]byte(out), 2000))
+	}
+	if r[4] != "1" {
+		return 0, fmt.Errorf("h2load: the request did not succeed:\n%s", tail([]byte(out), 2000))
+	}
+	return strconv.ParseInt(d[1], 10, 64)
 }
 
 // runUpload sends one large request body through the peer, as a file
