@@ -839,6 +839,64 @@ func TestServerFramerReusesHeaderFrames(t *testing.T) {
 	}
 }
 
+// Change 28: the server's Framer reuses its WINDOW_UPDATE frames too,
+// which a client reading a long response sends every few KiB. Reading
+// one allocates nothing; x/net made a WindowUpdateFrame for each.
+func TestServerFramerReusesWindowUpdateFrames(t *testing.T) {
+	var wire bytes.Buffer
+	wfr := NewFramer(&wire, nil)
+	for i := range 200 {
+		if err := wfr.WriteWindowUpdate(uint32(i%2), uint32(i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fr := NewFramer(nil, &wire)
+	fr.SetReuseFrames()
+	i := 0
+	read := func() {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wu := f.(*WindowUpdateFrame); wu.StreamID != uint32(i%2) || wu.Increment != uint32(i+1) {
+			t.Fatalf("frame %d: stream %d, increment %d", i, wu.StreamID, wu.Increment)
+		}
+		i++
+	}
+	read()
+	if allocs := testing.AllocsPerRun(100, read); allocs != 0 {
+		t.Errorf("%.1f allocations per WINDOW_UPDATE read, want 0", allocs)
+	}
+}
+
+// Change 28: a DATA frame split for the peer's frame size or its window
+// keeps the rest in its own writeData, with the writer's done channel,
+// where x/net allocated a new writeData for the rest of every split: the
+// part written now is the one allocation left.
+func TestConsumeKeepsTheRestInItsWriteData(t *testing.T) {
+	st := &stream{sc: &serverConn{maxFrameSize: 16384}}
+	data := make([]byte, 40000)
+	done := make(chan error, 1)
+	wd := &writeData{streamID: 1, p: data, endStream: true}
+	consumed, rest, n := FrameWriteRequest{write: wd, stream: st, done: done}.Consume(1 << 20)
+	if n != 2 {
+		t.Fatalf("Consume returned %d frames, want 2", n)
+	}
+	if c := consumed.write.(*writeData); len(c.p) != 16384 || c.endStream || consumed.done != nil {
+		t.Errorf("consumed: %d bytes, endStream %v, done %v; want 16384, false, nil", len(c.p), c.endStream, consumed.done)
+	}
+	if rest.write != wd || len(wd.p) != len(data)-16384 || !wd.endStream || rest.done != done {
+		t.Errorf("rest: %p with %d bytes, endStream %v; want %p with %d bytes, endStream true, and the done channel", rest.write, len(wd.p), wd.endStream, wd, len(data)-16384)
+	}
+	split := func() {
+		wd.p = data
+		FrameWriteRequest{write: wd, stream: st, done: done}.Consume(1 << 20)
+	}
+	if allocs := testing.AllocsPerRun(100, split); allocs != 1 {
+		t.Errorf("%.1f allocations per split, want 1", allocs)
+	}
+}
+
 // With the frames and the field array reused, each request still gets
 // exactly its own fields: a short block after a long one (past the array
 // a Framer keeps), and trailers after a request's headers.

@@ -442,6 +442,10 @@ type frameCache struct {
 	// fields' array with them (see ../UPSTREAM.md, 21).
 	headersFrame HeadersFrame
 	metaFrame    MetaHeadersFrame
+
+	// sluice: and its WINDOW_UPDATE frames, which a client reading a
+	// long response sends every few KiB (../UPSTREAM.md, 28).
+	windowUpdateFrame WindowUpdateFrame
 }
 
 // maxReusedFields bounds the field array a Framer keeps between header
@@ -477,6 +481,13 @@ func (fc *frameCache) getDataFrame() *DataFrame {
 		return &DataFrame{}
 	}
 	return &fc.dataFrame
+}
+
+func (fc *frameCache) getWindowUpdateFrame() *WindowUpdateFrame {
+	if fc == nil {
+		return &WindowUpdateFrame{}
+	}
+	return &fc.windowUpdateFrame
 }
 
 // NewFramer returns a Framer that writes frames to w and reads them from r.
@@ -1037,7 +1048,7 @@ type WindowUpdateFrame struct {
 	Increment uint32 // never read with high bit set
 }
 
-func parseWindowUpdateFrame(_ *frameCache, fh FrameHeader, countError func(string), p []byte) (Frame, error) {
+func parseWindowUpdateFrame(fc *frameCache, fh FrameHeader, countError func(string), p []byte) (Frame, error) {
 	if len(p) != 4 {
 		countError("frame_windowupdate_bad_len")
 		return nil, ConnectionError(ErrCodeFrameSize)
@@ -1057,10 +1068,12 @@ func parseWindowUpdateFrame(_ *frameCache, fh FrameHeader, countError func(strin
 		countError("frame_windowupdate_zero_inc_stream")
 		return nil, streamError(fh.StreamID, ErrCodeProtocol)
 	}
-	return &WindowUpdateFrame{
+	f := fc.getWindowUpdateFrame()
+	*f = WindowUpdateFrame{
 		FrameHeader: fh,
 		Increment:   inc,
-	}, nil
+	}
+	return f, nil
 }
 
 // WriteWindowUpdate writes a WINDOW_UPDATE frame.

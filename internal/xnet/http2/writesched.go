@@ -109,17 +109,12 @@ func (wr FrameWriteRequest) Consume(n int32) (FrameWriteRequest, FrameWriteReque
 			// this intermediate frame, so no need to wait.
 			done: nil,
 		}
-		rest := FrameWriteRequest{
-			stream: wr.stream,
-			write: &writeData{
-				streamID:  wd.streamID,
-				p:         wd.p[allowed:],
-				endStream: wd.endStream,
-			},
-			done: wr.done,
-			last: wr.last,
-		}
-		return consumed, rest, 2
+		// sluice: the rest stays in wd, where x/net allocated a new
+		// writeData for it on every split (../UPSTREAM.md, 28). Its
+		// writer waits for done and does not look at wd meanwhile,
+		// and the queue's copy of wr is the only other one.
+		wd.p = wd.p[allowed:]
+		return consumed, wr, 2
 	}
 
 	// The frame is consumed whole.
