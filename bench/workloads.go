@@ -62,6 +62,11 @@ var quickParams = params{
 	cancelReps:  10, ttfbReps: 50,
 }
 
+// bigPath is the upstream's path for the big stream.
+func (p params) bigPath() string {
+	return fmt.Sprintf("/big?bytes=%d&write=%d", p.bigBytes, p.bigWrite)
+}
+
 func (p params) describe() []string {
 	return []string{
 		fmt.Sprintf("per-chunk latency: %d concurrent streams on one HTTP/2 connection x %d chunks of %d bytes, %v apart; delay from just before the upstream's write to the client's read; direct = the same over HTTP/1.1 to the upstream", p.chunkStreams, p.chunkCount, recordSize, p.chunkGap),
@@ -373,7 +378,7 @@ func runBig(e *env, p *proc, prm params) (figures, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), transferTimeout(prm.bigBytes))
 	defer cancel()
 	start := time.Now()
-	res, err := request(ctx, c, fmt.Sprintf("/big?bytes=%d&write=%d", prm.bigBytes, prm.bigWrite))
+	res, err := request(ctx, c, prm.bigPath())
 	var n int64
 	if err == nil {
 		n, err = io.CopyBuffer(io.Discard, res.Body, make([]byte, 256<<10))
@@ -390,7 +395,7 @@ func runBig(e *env, p *proc, prm params) (figures, error) {
 	f := figures{mBigMBps: throughputMBps(n, elapsed)}
 	if p.cmd != nil {
 		f[mBigGrowth] = float64(growth)
-		f[mBigCPU] = float64(cpu.Microseconds()) / (float64(n) / 1e6)
+		f[mBigCPU] = perMB(cpu, n)
 	}
 	return f, nil
 }
@@ -403,13 +408,7 @@ func runBig(e *env, p *proc, prm params) (figures, error) {
 // wake a Go proxy's idle thread (docs/benchmarks.md, What is left, item
 // 3). This workload shows the stream without them.
 func runBigH2load(e *env, p *proc, prm params) (figures, error) {
-	path := fmt.Sprintf("/big?bytes=%d&write=%d", prm.bigBytes, prm.bigWrite)
-	args := []string{"-n", "1", "-c", "1", "-m", "1", "-w", "30", "-W", "30"}
-	if p.tls {
-		args = append(args, "https://localhost:"+portOf(p.addr)+path, "--connect-to", p.addr)
-	} else {
-		args = append(args, "--h1", "http://"+p.addr+path)
-	}
+	args := append([]string{"-n", "1", "-c", "1", "-m", "1", "-w", "30", "-W", "30"}, h2loadTarget(p, prm.bigPath())...)
 	ctx, cancel := context.WithTimeout(context.Background(), transferTimeout(prm.bigBytes))
 	defer cancel()
 	w := watchTransfer(p)
@@ -429,7 +428,7 @@ func runBigH2load(e *env, p *proc, prm params) (figures, error) {
 	}
 	f := figures{mBigH2MBps: throughputMBps(n, elapsed)}
 	if p.cmd != nil {
-		f[mBigH2CPU] = float64(cpu.Microseconds()) / (float64(n) / 1e6)
+		f[mBigH2CPU] = perMB(cpu, n)
 	}
 	return f, nil
 }
@@ -474,9 +473,14 @@ func runUpload(e *env, p *proc, prm params) (figures, error) {
 	f := figures{mUploadMBps: throughputMBps(got, elapsed)}
 	if p.cmd != nil {
 		f[mUploadGrowth] = float64(growth)
-		f[mUploadCPU] = float64(cpu.Microseconds()) / (float64(got) / 1e6)
+		f[mUploadCPU] = perMB(cpu, got)
 	}
 	return f, nil
+}
+
+// perMB is the CPU time a transfer of n bytes took per 10^6 bytes, in µs.
+func perMB(cpu time.Duration, n int64) float64 {
+	return float64(cpu.Microseconds()) / (float64(n) / 1e6)
 }
 
 // warmClient opens a client to p and makes one request on it, so that a
@@ -559,13 +563,11 @@ func runSmall(e *env, p *proc, prm params) (figures, error) {
 		"--warm-up-time", fmt.Sprintf("%dms", prm.smallWarmUp.Milliseconds()),
 		"--log-file", logPath,
 	}
-	if p.tls {
-		args = append(args, "https://localhost:"+portOf(p.addr)+"/small", "--connect-to", p.addr)
-	} else {
+	if !p.tls {
 		// HTTP/1.1 has no streams: one request at a time per connection.
 		args[3] = "1"
-		args = append(args, "--h1", "http://"+p.addr+"/small")
 	}
+	args = append(args, h2loadTarget(p, "/small")...)
 	ctx, cancel := context.WithTimeout(context.Background(), prm.smallDuration+prm.smallWarmUp+30*time.Second)
 	defer cancel()
 	conns := e.upstream.accepted.Load()
@@ -617,6 +619,16 @@ func runSmall(e *env, p *proc, prm params) (figures, error) {
 }
 
 func portOf(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }
+
+// h2loadTarget returns the arguments that aim h2load at path on p: over
+// TLS, with localhost's name and p's address, or over HTTP/1.1 to a peer
+// without TLS (the direct baseline).
+func h2loadTarget(p *proc, path string) []string {
+	if p.tls {
+		return []string{"https://localhost:" + portOf(p.addr) + path, "--connect-to", p.addr}
+	}
+	return []string{"--h1", "http://" + p.addr + path}
+}
 
 // parseH2load takes req/s and the failed+errored count from h2load's
 // summary.
