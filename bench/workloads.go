@@ -381,7 +381,7 @@ func runBig(e *env, p *proc, prm params) (figures, error) {
 	res, err := request(ctx, c, prm.bigPath())
 	var n int64
 	if err == nil {
-		n, err = io.CopyBuffer(io.Discard, res.Body, make([]byte, 256<<10))
+		n, err = discardIn(res.Body, 256<<10)
 		res.Body.Close()
 	}
 	elapsed := time.Since(start)
@@ -398,6 +398,27 @@ func runBig(e *env, p *proc, prm params) (figures, error) {
 		f[mBigCPU] = perMB(cpu, n)
 	}
 	return f, nil
+}
+
+// discardIn reads r to its end in reads of up to size bytes and returns
+// how many it read. io.CopyBuffer(io.Discard, r, buf) would not do this:
+// io.Discard is an io.ReaderFrom, so CopyBuffer hands r to it and buf is
+// never used; io.Discard reads in 8 KiB. The read size matters here
+// because x/net's Transport gives window back after every read of 4 KiB
+// or more, so it sets how often the client sends WINDOW_UPDATEs.
+func discardIn(r io.Reader, size int) (int64, error) {
+	buf := make([]byte, size)
+	var n int64
+	for {
+		m, err := r.Read(buf)
+		n += int64(m)
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
 }
 
 // runBigH2load is the big stream with h2load as its client: one stream,
