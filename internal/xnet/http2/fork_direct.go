@@ -1,13 +1,16 @@
 // Sluice's additions to the server (server.go): a handler's DATA frame
 // written on the handler's own goroutine, and a client's WINDOW_UPDATE
 // or DATA frame processed on the connection's reader, when the serve
-// loop is idle; see ../UPSTREAM.md, changes 23 and 24.
+// loop is idle, or a WINDOW_UPDATE queued for whoever runs the loop's
+// code; see ../UPSTREAM.md, changes 23, 24 and 29.
 
 package http2
 
 import (
 	"errors"
 	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -119,17 +122,161 @@ func (sc *serverConn) tryDirect() bool {
 // handler's own, leaving the connection open with its state half
 // changed, so the connection is closed (its serve loop then ends) before
 // the panic goes on. (processFrameDirect recovers its own first.)
+//
+// Before it lets go of serveMu it processes the WINDOW_UPDATEs the reader
+// queued meanwhile (updateQueue), and again if more came as it let go
+// and serveMu is free.
 func (sc *serverConn) endDirect() {
-	sc.runningDirect = false
-	if DebugGoroutines {
-		sc.serveG = sc.loopServeG
-	}
 	if e := recover(); e != nil {
+		sc.runningDirect = false
+		if DebugGoroutines {
+			sc.serveG = sc.loopServeG
+		}
 		sc.conn.Close()
 		sc.serveMu.Unlock()
 		panic(e)
 	}
-	sc.serveMu.Unlock()
+	for {
+		if sc.processQueuedUpdates() {
+			// The reader, which would hand the serve loop errServeEnd,
+			// may be waiting for the client: closing the connection
+			// ends its read, and the loop with it.
+			sc.serveEnding = true
+			sc.conn.Close()
+		}
+		if testHookBeforeDirectUnlock != nil {
+			testHookBeforeDirectUnlock(sc)
+		}
+		sc.runningDirect = false
+		if DebugGoroutines {
+			sc.serveG = sc.loopServeG
+		}
+		sc.serveMu.Unlock()
+		if sc.updates.n.Load() == 0 || !sc.tryDirect() {
+			return
+		}
+	}
+}
+
+// testHookBeforeDirectUnlock, when set (by tests only), is called by
+// endDirect after it has processed the queued updates and before it lets
+// go of serveMu.
+var testHookBeforeDirectUnlock func(*serverConn)
+
+// unlockServe is the serve goroutine's endDirect: it processes the queued
+// updates and lets go of serveMu before the loop waits. It reports false,
+// with serveMu held, when the serve loop must end.
+func (sc *serverConn) unlockServe() bool {
+	for {
+		if sc.processQueuedUpdates() {
+			return false
+		}
+		sc.serveMu.Unlock()
+		if sc.updates.n.Load() == 0 || !sc.serveMu.TryLock() {
+			return true
+		}
+	}
+}
+
+// maxQueuedUpdates bounds updateQueue. A client's updates come one or two
+// per DATA frame it reads; beyond this many while serveMu is held, the
+// reader hands the next one to the serve loop and waits for it, as x/net
+// does, which is the client's back-pressure.
+const maxQueuedUpdates = 32
+
+// An updateQueue holds the WINDOW_UPDATE frames the connection's reader
+// read while serveMu was held, most often by a handler writing a large
+// DATA frame (writeDataDirect): whoever holds serveMu processes them
+// before it lets go (endDirect, unlockServe), and before any frame the
+// reader reads after them (processFrameDirect; the serve loop's
+// readFrameCh case), so they are processed in the order they came.
+//
+// Without it the reader hands such an update to the serve goroutine,
+// which then waits for serveMu, and the handler letting go wakes it: on
+// a 2 GiB stream to x/net's client, about 5,000 wakes of a second OS
+// thread (futex calls from sync.Mutex.Unlock), each followed by the
+// serve goroutine waking the reader again.
+//
+// A releaser that finds the queue empty lets go and looks again: an
+// update queued in between is then either taken by whoever holds
+// serveMu next or, if no one does, by the releaser itself (the reader's
+// push and failed TryLock come before the holder's unlock, and the
+// holder's look after it).
+type updateQueue struct {
+	n  atomic.Int32 // len(q), read without mu
+	mu sync.Mutex
+	q  [maxQueuedUpdates]queuedUpdate
+
+	// f is the frame a queued update is processed as; owned by the
+	// serve loop's code, reused so that processing allocates nothing.
+	f WindowUpdateFrame
+}
+
+type queuedUpdate struct{ streamID, incr uint32 }
+
+// push queues f, which the reader's next ReadFrame reuses, and reports
+// whether there was room.
+func (q *updateQueue) push(f *WindowUpdateFrame) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := q.n.Load()
+	if n == maxQueuedUpdates {
+		return false
+	}
+	q.q[n] = queuedUpdate{f.StreamID, f.Increment}
+	q.n.Store(n + 1)
+	return true
+}
+
+// take moves the queued updates to dst and returns them.
+func (q *updateQueue) take(dst *[maxQueuedUpdates]queuedUpdate) []queuedUpdate {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := copy(dst[:], q.q[:q.n.Load()])
+	q.n.Store(0)
+	return dst[:n]
+}
+
+// processQueuedUpdates processes the queued WINDOW_UPDATEs as the serve
+// loop processes frames from the reader, with serveMu held, and reports
+// whether the serve loop must end: too many control frames queued, or a
+// panic in the loop's code, which it recovers and logs as
+// processFrameDirect does.
+func (sc *serverConn) processQueuedUpdates() (end bool) {
+	if sc.updates.n.Load() == 0 {
+		return false
+	}
+	return sc.processQueuedUpdatesSlow()
+}
+
+func (sc *serverConn) processQueuedUpdatesSlow() (end bool) {
+	defer func() {
+		if e := recover(); e != nil {
+			sc.logf("http2: panic processing a frame from %v: %v\n%s", sc.conn.RemoteAddr(), e, debug.Stack())
+			end = true
+		}
+	}()
+	var buf [maxQueuedUpdates]queuedUpdate
+	f := &sc.updates.f
+	for _, u := range sc.updates.take(&buf) {
+		*f = WindowUpdateFrame{
+			FrameHeader: FrameHeader{valid: true, Type: FrameWindowUpdate, Length: 4, StreamID: u.streamID},
+			Increment:   u.incr,
+		}
+		if testHookProcessFrameDirect != nil {
+			testHookProcessFrameDirect(f)
+		}
+		sc.lastFrameTime = time.Now()
+		sc.takeWrittenFrame()
+		// A WINDOW_UPDATE's errors are handled there (GOAWAY, RST_STREAM):
+		// it always reports true.
+		sc.processFrameFromReader(readFrameResult{f: f})
+		if sc.tooManyControlFrames() {
+			return true
+		}
+	}
+	sc.maybeStartShutdownTimer()
+	return false
 }
 
 // takeFromHandler queues a frame received from wantWriteFrameCh.
@@ -165,10 +312,12 @@ var errServeEnd = errors.New("http2: connection ended by a frame its reader proc
 
 // processFrameDirect processes f, a frame the connection's reader has
 // just read, on the reader's goroutine if f is a WINDOW_UPDATE or DATA
-// frame and the serve loop is idle. It reports done false, having done
-// nothing, otherwise (or before the serve loop has processed the client's first
-// SETTINGS frame, which stops its settings timer); the reader then hands
-// f over as x/net does. It reports end true when the serve loop must
+// frame and the serve loop is idle. A WINDOW_UPDATE that finds serveMu
+// held is queued instead, for the holder to process (updateQueue), and
+// counts as done. It reports done false, having done nothing, otherwise
+// (or before the serve loop has processed the client's first SETTINGS
+// frame, which stops its settings timer, or when the queue is full); the
+// reader then hands f over as x/net does. It reports end true when the serve loop must
 // end, as it would have on returning from f; the reader then hands it
 // errServeEnd, whose processing ends it, and no handler writes directly
 // in the meantime (serveEnding).
@@ -180,7 +329,8 @@ var errServeEnd = errors.New("http2: connection ended by a frame its reader proc
 // out costs those two switches, often with a second OS thread woken, on
 // top of the write it starts; an upload pays them for every DATA frame
 // of its body. The reader waits for the frame to be processed either
-// way, so processing it itself changes no order.
+// way (a queued update is processed before any later frame), so
+// processing it itself changes no order.
 //
 // Only those two types: with every frame processed here, the HEADERS
 // frames of small requests among them, sluice answered fewer of them
@@ -189,13 +339,13 @@ var errServeEnd = errors.New("http2: connection ended by a frame its reader proc
 // As in writeDataDirect, the loop's code runs with runningDirect set
 // (tryDirect).
 func (sc *serverConn) processFrameDirect(f Frame) (done, end bool) {
-	switch f.(type) {
-	case *WindowUpdateFrame, *DataFrame:
-	default:
+	wu, isUpdate := f.(*WindowUpdateFrame)
+	if _, isData := f.(*DataFrame); !isUpdate && !isData {
 		return false, false
 	}
 	if !sc.tryDirect() {
-		return false, false
+		// serveMu's holder processes a queued update (updateQueue).
+		return isUpdate && sc.updates.push(wu), false
 	}
 	defer sc.endDirect()
 	// A panic in the serve loop's code is a bug. On the serve goroutine
@@ -209,6 +359,11 @@ func (sc *serverConn) processFrameDirect(f Frame) (done, end bool) {
 			done, end = true, true
 		}
 	}()
+	// The updates queued before f come first.
+	if sc.processQueuedUpdates() {
+		sc.serveEnding = true
+		return true, true
+	}
 	if !sc.sawFirstSettings {
 		return false, false
 	}

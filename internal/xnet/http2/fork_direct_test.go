@@ -399,3 +399,257 @@ func TestRequestDataIsProcessedByTheReader(t *testing.T) {
 		t.Errorf("%d of %d DATA frames processed on the reader, want at least %d", onReader, parts, parts/2)
 	}
 }
+
+// serveForUpdates starts a connection whose stream 1, once opened, waits
+// in its handler until the test ends, and returns it once the serve loop
+// has processed the client's SETTINGS, after which a WINDOW_UPDATE may
+// take the reader's path.
+func serveForUpdates(t *testing.T) (*rawClient, *serverConn) {
+	t.Helper()
+	scs := make(chan *serverConn, 1)
+	testHookGetServerConn = func(sc *serverConn) { scs <- sc }
+	t.Cleanup(func() { testHookGetServerConn = nil })
+	rc := serveRaw(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	sc := <-scs
+	awaitFirstSettings(sc)
+	return rc, sc
+}
+
+// awaitFirstSettings waits until sc's serve loop has processed the
+// client's first SETTINGS frame.
+func awaitFirstSettings(sc *serverConn) {
+	for {
+		seen := make(chan bool, 1)
+		sc.sendServeMsg(func(sc *serverConn) { seen <- sc.sawFirstSettings })
+		if <-seen {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// awaitQueued waits until sc's reader has queued n WINDOW_UPDATEs.
+func awaitQueued(t *testing.T, sc *serverConn, n int32) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for sc.updates.n.Load() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d updates queued, want %d", sc.updates.n.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// connWindow returns the connection's send window, read on the serve loop.
+func connWindow(sc *serverConn) int32 {
+	w := make(chan int32, 1)
+	sc.sendServeMsg(func(sc *serverConn) { w <- sc.flow.n })
+	return <-w
+}
+
+// A WINDOW_UPDATE that the reader reads while a handler runs the serve
+// loop's code (writeDataDirect, here the test itself) is queued rather
+// than handed to the serve goroutine, which would then wait for the
+// handler to let go: the handler processes it before it lets go. Past
+// maxQueuedUpdates the reader hands the next one over, as x/net does,
+// and waits until it is processed, so a client cannot queue more.
+func TestUpdatesQueueWhileTheLoopsCodeRunsElsewhere(t *testing.T) {
+	rc, sc := serveForUpdates(t)
+	before := connWindow(sc)
+	for !sc.tryDirect() {
+		time.Sleep(time.Millisecond)
+	}
+	const n = maxQueuedUpdates + 1
+	for range n {
+		if err := rc.fr.WriteWindowUpdate(0, 1000); err != nil {
+			sc.endDirect()
+			t.Fatal(err)
+		}
+	}
+	awaitQueued(t, sc, maxQueuedUpdates)
+	// The one over the limit went to the serve loop: a frame after it is
+	// not read until it has been processed.
+	sent := make(chan error, 1)
+	go func() { sent <- rc.fr.WriteWindowUpdate(0, 1000) }()
+	select {
+	case err := <-sent:
+		sc.endDirect()
+		t.Fatalf("the reader read past a full queue (%v)", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	sc.endDirect()
+	if q := sc.updates.n.Load(); q > 1 {
+		t.Errorf("%d updates still queued after the holder let go", q)
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	want := before + (n+1)*1000
+	deadline := time.Now().Add(5 * time.Second)
+	for got := connWindow(sc); got != want; got = connWindow(sc) {
+		if time.Now().After(deadline) {
+			t.Fatalf("connection window %d, want %d", got, want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Queued updates are processed before any frame the reader read after
+// them, even when that frame reaches the serve goroutine while they wait
+// (their holder having looked at the queue just before they came, as the
+// test's plain Unlock stands for). Here the order decides the error: the
+// update brings stream 1's window to the largest allowed, so the SETTINGS
+// frame's growth of 1 then overflows it, a connection error (GOAWAY)
+// that x/net finds at the stream's next update; the other way round the
+// update overflows it, a stream error (RST_STREAM).
+func TestQueuedUpdatesComeBeforeTheNextFrame(t *testing.T) {
+	rc, sc := serveForUpdates(t)
+	rc.get()
+	for {
+		open := make(chan bool, 1)
+		sc.sendServeMsg(func(sc *serverConn) { open <- sc.streams[1] != nil })
+		if <-open {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	sc.serveMu.Lock()
+	if err := rc.fr.WriteWindowUpdate(1, 1<<31-1-initialWindowSize); err != nil {
+		sc.serveMu.Unlock()
+		t.Fatal(err)
+	}
+	awaitQueued(t, sc, 1)
+	if err := rc.fr.WriteSettings(Setting{SettingInitialWindowSize, initialWindowSize + 1}); err != nil {
+		sc.serveMu.Unlock()
+		t.Fatal(err)
+	}
+	// Let the reader hand the SETTINGS over before the lock goes.
+	time.Sleep(20 * time.Millisecond)
+	sc.serveMu.Unlock()
+	if err := rc.fr.WriteWindowUpdate(1, 1); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, err := rc.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("reading the server's answer: %v", err)
+		}
+		switch f := f.(type) {
+		case *GoAwayFrame:
+			if f.ErrCode != ErrCodeFlowControl {
+				t.Fatalf("GOAWAY %v, want %v", f.ErrCode, ErrCodeFlowControl)
+			}
+			return
+		case *RSTStreamFrame:
+			t.Fatalf("RST_STREAM %v on stream %d: the SETTINGS frame was processed before the update", f.ErrCode, f.StreamID)
+		}
+	}
+}
+
+// slowWrites is a tryPipe whose writes take a while, as a large TLS
+// write does, so that a handler writing directly holds serveMu long
+// enough for the client's updates to find it held.
+type slowWrites struct{ *tryPipe }
+
+func (c slowWrites) Write(p []byte) (int, error) {
+	time.Sleep(50 * time.Microsecond)
+	return c.tryPipe.Write(p)
+}
+
+// A fast stream whose client gives its window back one DATA frame at a
+// time, with a window of 16 frames: the handler writes its frames itself
+// (flushing each), and the updates that arrive meanwhile are queued. No
+// update may be lost between the reader, the queue and the handler, or
+// the window runs out and the stream stalls. Run with -race.
+func TestStreamWithUpdatesQueuedArrivesWhole(t *testing.T) {
+	const frame, total = 1 << 10, 1 << 20
+	tp := &tryPipe{take: true}
+	rc := serveRawOn(t, func(c net.Conn) net.Conn { tp.Conn = c; return slowWrites{tp} }, func(w http.ResponseWriter, r *http.Request) {
+		b := make([]byte, frame)
+		for i := 0; i < total; i += frame {
+			for j := range b {
+				b[j] = byte(i/frame + j)
+			}
+			if _, err := w.Write(b); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+		}
+	})
+	if err := rc.fr.WriteSettings(Setting{SettingInitialWindowSize, 16 * frame}); err != nil {
+		t.Fatal(err)
+	}
+	rc.get()
+	// The updates are written on their own goroutine: over net.Pipe a
+	// write waits for the server's reader, which may wait for the serve
+	// loop, which may wait for the client to read.
+	updates := make(chan uint32, total/frame)
+	writeErr := make(chan error, 1)
+	go func() {
+		for n := range updates {
+			if err := rc.fr.WriteWindowUpdate(0, n); err != nil {
+				writeErr <- err
+				return
+			}
+			if err := rc.fr.WriteWindowUpdate(1, n); err != nil {
+				writeErr <- err
+				return
+			}
+		}
+		writeErr <- nil
+	}()
+	got := 0
+	var first error
+	for got < total {
+		f, err := rc.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("after %d of %d bytes: %v", got, total, err)
+		}
+		d, ok := f.(*DataFrame)
+		if !ok || d.StreamID != 1 {
+			continue
+		}
+		for j, c := range d.Data() {
+			if i := got + j; c != byte(i/frame+i%frame) && first == nil {
+				first = fmt.Errorf("byte %d is %d, want %d", i, c, byte(i/frame+i%frame))
+			}
+		}
+		got += len(d.Data())
+		if len(d.Data()) > 0 {
+			updates <- uint32(len(d.Data()))
+		}
+	}
+	close(updates)
+	if err := <-writeErr; err != nil {
+		t.Fatal(err)
+	}
+	if first != nil {
+		t.Fatal(first)
+	}
+}
+
+// An update queued just after the holder of serveMu looked at the queue
+// and before it let go (the reader's TryLock failing in between) is not
+// left behind: the holder looks again once it has let go, and takes
+// serveMu back to process it, since no one else holds it. Without that
+// look, it would wait for the next frame or write, which for a stream
+// waiting for that very update never comes.
+func TestUpdateQueuedAsTheHolderLetsGoIsProcessed(t *testing.T) {
+	_, sc := serveForUpdates(t)
+	before := connWindow(sc)
+	testHookBeforeDirectUnlock = func(sc *serverConn) {
+		testHookBeforeDirectUnlock = nil
+		sc.updates.push(&WindowUpdateFrame{FrameHeader: FrameHeader{Type: FrameWindowUpdate}, Increment: 1000})
+	}
+	defer func() { testHookBeforeDirectUnlock = nil }()
+	for !sc.tryDirect() {
+		time.Sleep(time.Millisecond)
+	}
+	sc.endDirect()
+	if q := sc.updates.n.Load(); q != 0 {
+		t.Fatalf("%d updates still queued after the holder let go", q)
+	}
+	if got, want := connWindow(sc), before+1000; got != want {
+		t.Fatalf("connection window %d, want %d", got, want)
+	}
+}

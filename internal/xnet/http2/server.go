@@ -450,6 +450,10 @@ type serverConn struct {
 	// ../UPSTREAM.md, 23 and 24).
 	serveMu sync.Mutex
 
+	// sluice: the WINDOW_UPDATEs the reader read while serveMu was held,
+	// which its holder processes before letting go (fork_direct.go).
+	updates updateQueue
+
 	// Everything following is owned by the serve loop; use serveG.check():
 	serveG                      goroutineLock // used to verify funcs are on serve()
 	pushEnabled                 bool
@@ -890,8 +894,11 @@ func (sc *serverConn) serve(conf http2Config) {
 	loopNum := 0
 	for {
 		loopNum++
-		// sluice: while the loop waits, a handler may write (fork_direct.go).
-		sc.serveMu.Unlock()
+		// sluice: while the loop waits, a handler may write; the updates
+		// the reader queued meanwhile are processed first (fork_direct.go).
+		if !sc.unlockServe() {
+			return
+		}
 		select {
 		case wr := <-sc.wantWriteFrameCh:
 			sc.serveMu.Lock()
@@ -901,6 +908,10 @@ func (sc *serverConn) serve(conf http2Config) {
 			sc.wroteFrame(res)
 		case res := <-sc.readFrameCh:
 			sc.serveMu.Lock()
+			// sluice: the updates the reader queued came before res.
+			if sc.processQueuedUpdates() {
+				return
+			}
 			sc.lastFrameTime = time.Now()
 			sc.takeWrittenFrame() // sluice: shared with processFrameDirect
 			if !sc.processFrameFromReader(res) {
