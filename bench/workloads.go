@@ -72,7 +72,7 @@ func (p params) describe() []string {
 		fmt.Sprintf("per-chunk latency: %d concurrent streams on one HTTP/2 connection x %d chunks of %d bytes, %v apart; delay from just before the upstream's write to the client's read; direct = the same over HTTP/1.1 to the upstream", p.chunkStreams, p.chunkCount, recordSize, p.chunkGap),
 		fmt.Sprintf("held streams: %d concurrent SSE streams over %d HTTP/2 connections, silent after %s; (RSS of all the proxy's processes with the streams open, after %v, minus RSS before the connections opened) / streams", p.heldStreams, p.heldConns, heldTraffic(p.heldEvents), p.settle),
 		fmt.Sprintf("small requests: h2load -c %d -m %d -t 1, %v measured after %v warm-up, 100-byte responses with Content-Length; p99 from h2load's per-request log; upstream connections = connections the upstream accepted during the run (reuse); proxy CPU = user and system time of all the proxy's processes (/proc) over the measured period / requests; heap allocations (sluice only) = the rise of go_memstats_mallocs_total on its admin /metrics over the same period / requests", p.smallConns, p.smallStreams, p.smallDuration, p.smallWarmUp),
-		fmt.Sprintf("big stream: one %d MiB chunked response (%d KiB upstream writes) to one HTTP/2 client; MB/s = 10^6 bytes/s; peak RSS growth sampled every 20 ms; proxy CPU = user and system time of all the proxy's processes during the transfer / 10^6 bytes", p.bigBytes>>20, p.bigWrite>>10),
+		fmt.Sprintf("big stream: one %d MiB chunked response (%d KiB upstream writes) to one HTTP/2 client reading up to 256 KiB at a time; MB/s = 10^6 bytes/s; peak RSS growth sampled every 20 ms; proxy CPU = user and system time of all the proxy's processes during the transfer / 10^6 bytes", p.bigBytes>>20, p.bigWrite>>10),
 		fmt.Sprintf("big stream to h2load: the big stream's response read by h2load -n 1 -c 1 -m 1 -w 30 -W 30 (1 GiB windows given back in large steps, 16 KiB frames, as browsers have them); MB/s and proxy CPU per MB as for the big stream"),
 		fmt.Sprintf("upload: one %d MiB request body (Content-Length, as a file upload sends it) from one HTTP/2 client, read to its end by the upstream, which answers with the count of bytes it got; MB/s = 10^6 bytes/s from the request's start to the answer; peak RSS growth and proxy CPU as for the big stream", p.uploadBytes>>20),
 		fmt.Sprintf("cancel: %d times, read the first event, cancel the request (HTTP/2 RST_STREAM), time until the upstream's request context ends (its connection closed); a cancel not seen within 2 s counts as never seen, and after 5 of those with none seen the peer is not tried further", p.cancelReps),
@@ -424,10 +424,10 @@ func discardIn(r io.Reader, size int) (int64, error) {
 // runBigH2load is the big stream with h2load as its client: one stream,
 // 1 GiB windows and 16 KiB frames. nghttp2 gives a window back once half
 // of it is used, as browsers do in large steps, where x/net's Transport
-// (runBig's client) gives it back after every read of 4 KiB or more: a
-// WINDOW_UPDATE pair about every 12 KiB of the stream, each of which can
-// wake a Go proxy's idle thread (docs/benchmarks.md, What is left, item
-// 3). This workload shows the stream without them.
+// (runBig's client) gives it back after every read: a WINDOW_UPDATE pair
+// about every 200 KiB of the stream with runBig's 256 KiB reads, each of
+// which can wake a Go proxy's idle thread (docs/benchmarks.md, What is
+// left, item 3). This workload shows the stream without them.
 func runBigH2load(e *env, p *proc, prm params) (figures, error) {
 	args := append([]string{"-n", "1", "-c", "1", "-m", "1", "-w", "30", "-W", "30"}, h2loadTarget(p, prm.bigPath())...)
 	ctx, cancel := context.WithTimeout(context.Background(), transferTimeout(prm.bigBytes))
