@@ -158,6 +158,11 @@ func (sc *serverConn) endDirect() {
 	}
 }
 
+// testHookBeforeQueuePush, when set (by tests only), is called by
+// processFrameDirect when it found serveMu held, before it queues the
+// frame.
+var testHookBeforeQueuePush func(*serverConn)
+
 // testHookBeforeDirectUnlock, when set (by tests only), is called by
 // endDirect after it has processed the queued updates and before it lets
 // go of serveMu.
@@ -197,11 +202,14 @@ const maxQueuedUpdates = 32
 // thread (futex calls from sync.Mutex.Unlock), each followed by the
 // serve goroutine waking the reader again.
 //
-// A releaser that finds the queue empty lets go and looks again: an
-// update queued in between is then either taken by whoever holds
-// serveMu next or, if no one does, by the releaser itself (the reader's
-// push and failed TryLock come before the holder's unlock, and the
-// holder's look after it).
+// No update is left queued with serveMu free. A releaser that finds the
+// queue empty lets go and looks again, and takes serveMu back if an
+// update came; the reader, once it has queued one, tries serveMu again
+// and processes the queue itself if it is free. Of the holder's second
+// look and the reader's second try, whichever comes later sees the
+// other's step: either the holder sees the update, or the reader finds
+// serveMu let go. (The reader's first TryLock failing says only that the
+// lock was held then; the holder may let go, and look, before the push.)
 type updateQueue struct {
 	n  atomic.Int32 // len(q), read without mu
 	mu sync.Mutex
@@ -344,8 +352,23 @@ func (sc *serverConn) processFrameDirect(f Frame) (done, end bool) {
 		return false, false
 	}
 	if !sc.tryDirect() {
-		// serveMu's holder processes a queued update (updateQueue).
-		return isUpdate && sc.updates.push(wu), false
+		if !isUpdate {
+			return false, false
+		}
+		if testHookBeforeQueuePush != nil {
+			testHookBeforeQueuePush(sc)
+		}
+		if !sc.updates.push(wu) {
+			return false, false
+		}
+		// The holder may have let go, after its last look at the queue,
+		// between the TryLock and the push. serveMu taken now means it
+		// did: the update is processed here (endDirect). Held, its
+		// holder has yet to look again (endDirect, unlockServe).
+		if sc.tryDirect() {
+			sc.endDirect()
+		}
+		return true, false
 	}
 	defer sc.endDirect()
 	// A panic in the serve loop's code is a bug. On the serve goroutine

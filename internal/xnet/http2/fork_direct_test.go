@@ -653,3 +653,50 @@ func TestUpdateQueuedAsTheHolderLetsGoIsProcessed(t *testing.T) {
 		t.Fatalf("connection window %d, want %d", got, want)
 	}
 }
+
+// An update the reader queues after the holder of serveMu has looked at
+// the queue for the last time and let go (the reader's TryLock having
+// failed just before the holder let go) is not left behind: the reader
+// takes serveMu itself once it has queued the update, and processes it.
+// Without that, it waited for the next frame from the client or a write
+// of the server's: h2spec's 6.9.2/2, which sends SETTINGS and then the
+// WINDOW_UPDATE that lets its stream's last byte out, timed out when the
+// serve loop, still holding serveMu after the SETTINGS, let go in
+// between (about once in a few hundred runs).
+func TestUpdateQueuedAfterTheHoldersLastLookIsProcessed(t *testing.T) {
+	rc, sc := serveForUpdates(t)
+	before := connWindow(sc)
+	failed, letGo := make(chan struct{}), make(chan struct{})
+	processed := make(chan struct{}, 1)
+	testHookBeforeQueuePush = func(*serverConn) {
+		testHookBeforeQueuePush = nil
+		close(failed)
+		<-letGo
+	}
+	testHookProcessFrameDirect = func(f Frame) {
+		if wu, ok := f.(*WindowUpdateFrame); ok && wu.Increment == 1000 {
+			processed <- struct{}{}
+		}
+	}
+	defer func() { testHookBeforeQueuePush, testHookProcessFrameDirect = nil, nil }()
+	for !sc.tryDirect() {
+		time.Sleep(time.Millisecond)
+	}
+	if err := rc.fr.WriteWindowUpdate(0, 1000); err != nil {
+		sc.endDirect()
+		t.Fatal(err)
+	}
+	<-failed
+	sc.endDirect() // finds the queue empty, lets go and looks again
+	close(letGo)
+	// Nothing else may run the serve loop's code meanwhile: a serve
+	// message (connWindow) would have the loop process the queue.
+	select {
+	case <-processed:
+	case <-time.After(time.Second):
+		t.Fatalf("the update stayed queued with serveMu free (%d queued)", sc.updates.n.Load())
+	}
+	if got, want := connWindow(sc), before+1000; got != want {
+		t.Fatalf("connection window %d, want %d", got, want)
+	}
+}
