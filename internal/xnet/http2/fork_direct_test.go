@@ -314,14 +314,7 @@ func TestPanicOnTheReaderEndsTheConnection(t *testing.T) {
 	sc := <-scs
 	// Once the serve loop has processed the client's SETTINGS, a
 	// WINDOW_UPDATE takes the reader's path.
-	for {
-		seen := make(chan bool, 1)
-		sc.sendServeMsg(func(sc *serverConn) { seen <- sc.sawFirstSettings })
-		if <-seen {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	awaitFirstSettings(sc)
 	// The reader takes a frame only when the serve loop is idle, so a
 	// WINDOW_UPDATE may go to the serve loop instead (and not panic);
 	// send them until one has ended the connection.
